@@ -1,0 +1,60 @@
+# Learned Optimization, Hands-On: the two commands a fresh machine needs are
+# `make book` and `make test`; both create .venv on first use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# The CPU build of torch on the course's machines; override on others, e.g.
+# `make TORCH_SPEC=torch venv`. mesakit itself only asks for a loose floor.
+TORCH_SPEC ?= torch==2.13.0
+NB_DIRS := chapters exercises solutions
+# Per-cell limit for notebook tests (seconds); a lesson's budget is 90 s in all.
+CELL_TIMEOUT ?= 300
+
+.PHONY: help venv book test test-unit test-notebooks test-book exercises clean
+
+help:
+	@echo "make book   build the website (executes notebooks, cached) into _build/html"
+	@echo "make test   unit tests, every notebook under nbval, the strict book build"
+	@echo "make exercises   regenerate exercises/ from solutions/"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . --keep-going
+	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
+
+exercises: $(STAMP)
+	$(PY) scripts/make_exercises.py
+
+test: $(STAMP)
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory test-unit test-notebooks test-book; status=$$?; \
+	echo "make test finished in $$(( $$(date +%s) - start )) s"; exit $$status
+
+# Unit tests of mesakit and the repository checks (clean notebooks, toc, setup cells,
+# exercises in sync).
+test-unit: $(STAMP)
+	MESAKIT_PROGRESS=0 $(PY) -m pytest tests -q -p no:cacheprovider
+
+# Every notebook executed by nbval, two at a time (one worker per notebook file).
+test-notebooks: $(STAMP)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest --nbval-lax -n 2 --dist loadfile \
+		--nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider -q $(NB_DIRS)
+
+# The website built with warnings as errors and nitpicky references.
+test-book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
+
+clean:
+	rm -rf _build

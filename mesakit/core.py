@@ -1,0 +1,120 @@
+"""Plumbing every notebook shares: the device, seeding, progress bars, glued numbers,
+and argument validation with messages that name the bad argument."""
+from __future__ import annotations
+
+import os
+import random
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+__all__ = [
+    "get_device",
+    "seed_everything",
+    "make_generator",
+    "progress",
+    "glue",
+    "check_positive_int",
+    "check_choice",
+    "check_probability",
+    "check_in_range",
+]
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """The device lessons run on: ``cuda`` when one is available, else the CPU.
+
+    ``prefer`` ("cpu" or "cuda") overrides the choice; the environment variable
+    ``MESAKIT_DEVICE`` does the same for a whole run (the tests use it to force the CPU).
+    """
+    choice = prefer or os.environ.get("MESAKIT_DEVICE")
+    if choice is not None:
+        check_choice("prefer", choice, ("cpu", "cuda"))
+        if choice == "cuda" and not torch.cuda.is_available():
+            raise ValueError("prefer='cuda' was asked for, but no CUDA device is available")
+        return torch.device(choice)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA) so a rerun gives the same numbers
+    on the same machine."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+    torch.manual_seed(int(seed))
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(int(seed))
+
+
+def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A private random stream for one function call, so results do not depend on what
+    ran before. Generators live on the CPU; draw there and move tensors to ``device``."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(int(seed))
+    return gen
+
+
+def progress(iterable: Iterable | None = None, **kwargs: Any):
+    """A ``tqdm.auto`` progress bar (a widget in Jupyter, text elsewhere).
+
+    Set ``MESAKIT_PROGRESS=0`` to silence bars, e.g. in unit tests."""
+    from tqdm.auto import tqdm
+
+    kwargs.setdefault("disable", os.environ.get("MESAKIT_PROGRESS", "1") == "0")
+    kwargs.setdefault("mininterval", 0.5)
+    return tqdm(iterable, **kwargs)
+
+
+def glue(name: str, value: Any, display: bool = False) -> Any:
+    """Store a number computed by the run so the book's prose can cite it with
+    ``{glue:text}`name``` (myst-nb). Outside the book build (Colab, plain Jupyter) where
+    myst-nb is absent, it prints the value instead, so nothing breaks."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"name must be an identifier-like string, got {name!r}")
+    if isinstance(value, torch.Tensor):
+        value = value.item() if value.numel() == 1 else value.tolist()
+    if isinstance(value, np.generic):
+        value = value.item()
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:
+        print(f"{name} = {value}")
+    else:
+        _glue(name, value, display=display)
+    return value
+
+
+def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    """Raise ValueError unless ``value`` is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
+    """Raise ValueError unless ``value`` is one of ``allowed``, listing them."""
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return value
+
+
+def check_in_range(name: str, value: Any, low: float, high: float) -> float:
+    """Raise ValueError unless ``low <= value <= high``."""
+    try:
+        ok = low <= float(value) <= high
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
+    return float(value)
+
+
+def check_probability(name: str, value: Any) -> float:
+    """Raise ValueError unless ``value`` is a probability in [0, 1]."""
+    return check_in_range(name, value, 0.0, 1.0)

@@ -1,0 +1,54 @@
+"""mesakit.core: device choice, seeding, glue fallback and argument validation."""
+import pytest
+import torch
+
+import mesakit as mk
+
+
+def test_get_device_defaults_and_validates(monkeypatch):
+    monkeypatch.delenv("MESAKIT_DEVICE", raising=False)
+    assert mk.get_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert mk.get_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="prefer"):
+        mk.get_device("tpu")
+
+
+def test_seed_everything_makes_torch_repeatable():
+    mk.seed_everything(3)
+    a = torch.rand(5)
+    mk.seed_everything(3)
+    assert torch.equal(a, torch.rand(5))
+    with pytest.raises(ValueError, match="seed"):
+        mk.seed_everything(-1)
+
+
+def test_make_generator_is_private_and_repeatable():
+    g1, g2 = mk.make_generator(7), mk.make_generator(7)
+    torch.rand(3)  # the global stream does not affect a private generator
+    assert torch.equal(torch.rand(4, generator=g1), torch.rand(4, generator=g2))
+    with pytest.raises(ValueError, match="seed"):
+        mk.make_generator("7")
+
+
+def test_glue_returns_plain_values(capsys):
+    assert mk.glue("core_test_value", torch.tensor(0.5)) == 0.5
+    with pytest.raises(ValueError, match="name"):
+        mk.glue("not a name", 1)
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda: mk.check_positive_int("n_items", 0), "n_items"),
+    (lambda: mk.check_positive_int("n_items", 2.5), "n_items"),
+    (lambda: mk.check_positive_int("flag", True), "flag"),
+    (lambda: mk.check_choice("mode", "x", ("a", "b")), "mode must be one of"),
+    (lambda: mk.check_probability("q", 1.5), "q"),
+    (lambda: mk.check_in_range("t", "hot", 0, 1), "t"),
+])
+def test_validators_name_the_bad_argument(call, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        call()
+
+
+def test_validators_pass_good_values():
+    assert mk.check_positive_int("n", 3) == 3
+    assert mk.check_probability("q", 0.25) == 0.25
