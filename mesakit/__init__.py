@@ -4,7 +4,14 @@ Notebooks import the plumbing from here (environments, agents, baselines, analys
 exercise checks) and show only the code that is the lesson's point. Submodules are
 imported explicitly, e.g. ``from mesakit import knapsack``.
 """
-from .core import (
+import os as _os
+
+# OpenMP threads that spin while waiting make small tensor work many times slower when
+# the cores are shared (two notebooks at once, a busy laptop). Passive waiting costs
+# nothing when they are not; it must be set before torch is first imported.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from .core import (  # noqa: E402
     check_choice,
     check_in_range,
     check_positive_int,
