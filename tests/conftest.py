@@ -1,4 +1,6 @@
-"""Shared test settings: quiet progress bars, CPU unless a test asks otherwise."""
+"""Shared test settings: quiet progress bars; mesakit imported first so its OpenMP
+setting (passive waiting) applies before any test module imports torch."""
 import os
 
 os.environ.setdefault("MESAKIT_PROGRESS", "0")
+import mesakit  # noqa: E402,F401
