@@ -67,15 +67,21 @@ def test_lesson_follows_the_anatomy(path):
 
 
 def test_glued_names_are_defined_before_use_and_unique():
+    """Every ``{glue:...}`name``` in prose refers to a value glued in an earlier cell.
+    A name built with an f-string (``mk.glue(f"bandit_total_{key}", ...)``) counts as
+    defining every name with its literal prefix."""
     defined_anywhere: dict[str, str] = {}
     for path in ALL_NOTEBOOKS:
         defined: set[str] = set()
+        prefixes: set[str] = set()
         for cell in read(path).cells:
             if cell.cell_type == "code":
                 for name in re.findall(r"mk\.glue\(\s*[\"']([A-Za-z0-9_]+)[\"']", cell.source):
                     assert name not in defined_anywhere, f"glue name {name!r} used in {path.name} and {defined_anywhere[name]}"
                     defined_anywhere[name] = path.name
                     defined.add(name)
+                prefixes.update(re.findall(r"mk\.glue\(\s*f[\"']([A-Za-z0-9_]*)\{", cell.source))
             else:
                 for name in re.findall(r"\{glue:\w+\}`([A-Za-z0-9_]+)", cell.source):
-                    assert name in defined, f"{path.name}: glue {name!r} is used before it is computed"
+                    known = name in defined or any(p and name.startswith(p) for p in prefixes)
+                    assert known, f"{path.name}: glue {name!r} is used before it is computed"
