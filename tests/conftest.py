@@ -4,3 +4,8 @@ import os
 
 os.environ.setdefault("MESAKIT_PROGRESS", "0")
 import mesakit  # noqa: E402,F401
+
+import torch  # noqa: E402
+
+# Unit tests use tiny tensors, for which a second thread only adds synchronisation.
+torch.set_num_threads(1)
