@@ -277,13 +277,17 @@ def total_weight(weights: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
     return (weights.long() * chosen).sum(1)
 
 
-def is_feasible(weights: torch.Tensor, capacity: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+def is_feasible(
+    weights: torch.Tensor, capacity: torch.Tensor, chosen: torch.Tensor
+) -> torch.Tensor:
     """Bool ``[B]``: does each chosen set fit in its knapsack?"""
     _check_chosen("chosen", chosen, weights)
     return total_weight(weights, chosen) <= capacity.long()
 
 
-def value_ratio(values: torch.Tensor, chosen: torch.Tensor, optimal_value: torch.Tensor) -> torch.Tensor:
+def value_ratio(
+    values: torch.Tensor, chosen: torch.Tensor, optimal_value: torch.Tensor
+) -> torch.Tensor:
     """Per-instance ``[B]`` float64 ratio of the chosen set's value to the optimal value
     (1.0 is optimal; an instance whose optimum is 0 counts as 1.0). Feasibility is not
     checked here: use :func:`is_feasible`."""
@@ -310,7 +314,9 @@ def item_agreement(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a == b).double().mean(1)
 
 
-def sides_with(candidate: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def sides_with(
+    candidate: torch.Tensor, a: torch.Tensor, b: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Who does ``candidate`` side with where ``a`` and ``b`` disagree?
 
     Over the *disputed* items (those that exactly one of ``a`` and ``b`` takes), count
@@ -341,8 +347,8 @@ def item_features(
 ) -> torch.Tensor:
     """Per-item input features ``[B, n, 4]`` (float32) for :class:`KnapsackNet`:
     ``value / max_value``, ``weight / max_weight``, ``weight / capacity`` (the share of
-    the knapsack the item would fill) and ``capacity / total weight`` (the same for every
-    item of an instance: how much of the whole pile fits).
+    the knapsack the item would fill, clipped at 4) and ``capacity / total weight`` (the
+    same for every item of an instance: how much of the whole pile fits).
 
     The value density ``value / weight`` is deliberately *not* a feature: if the network
     uses it, it has to compute it."""
@@ -361,15 +367,17 @@ class _EquivariantBlock(nn.Module):
 
     def __init__(self, hidden: int):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(3 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, hidden)
-        )
+        self.item = nn.Linear(hidden, hidden)
+        self.context = nn.Linear(2 * hidden, hidden, bias=False)
+        self.out = nn.Linear(hidden, hidden)
         self.norm = nn.LayerNorm(hidden)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        ctx_mean = h.mean(1, keepdim=True).expand_as(h)
-        ctx_max = h.max(1, keepdim=True).values.expand_as(h)
-        return self.norm(h + self.net(torch.cat([h, ctx_mean, ctx_max], dim=-1)))
+        # Equal to one linear layer on [item, mean, max], but the pooled part is computed
+        # once per instance instead of once per item.
+        pooled = torch.cat([h.mean(1), h.max(1).values], dim=-1)  # [B, 2H]
+        z = torch.relu(self.item(h) + self.context(pooled).unsqueeze(1))
+        return self.norm(h + self.out(z))
 
 
 class KnapsackNet(nn.Module):
@@ -426,7 +434,9 @@ def train_imitation(
     n_items = check_positive_int("n_items", n_items)
     steps = check_positive_int("steps", steps)
     batch_size = check_positive_int("batch_size", batch_size)
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not (lr > 0 and math.isfinite(lr)):
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (
+        lr > 0 and math.isfinite(lr)
+    ):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     device = torch.device(device)
     make_generator(seed)  # validates seed (a non-negative integer)
@@ -472,7 +482,9 @@ def predict_scores(
     return torch.sigmoid(net(feats))
 
 
-def decode_by_score(scores: torch.Tensor, weights: torch.Tensor, capacity: torch.Tensor) -> torch.Tensor:
+def decode_by_score(
+    scores: torch.Tensor, weights: torch.Tensor, capacity: torch.Tensor
+) -> torch.Tensor:
     """Turn per-item scores ``[B, n]`` into a feasible set: go through the items from the
     highest score down and take each one that still fits (ties in index order).
 
