@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence, Union
 
 import torch
 
+from . import mazes
 from .core import check_choice, check_in_range, check_positive_int, check_probability
 
 __all__ = [
@@ -158,28 +159,12 @@ def _sample(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 # Breadth-first search
 # --------------------------------------------------------------------------------------
 def _bfs_flat(free: torch.Tensor, sources: torch.Tensor, width: int) -> torch.Tensor:
-    """Multi-source BFS on flattened grids whose border cells are never free.
-
-    free, sources: [M, H*W] bool. Returns int32 [M, H*W]: steps to the nearest source
-    through free cells, -1 where unreachable (walls included). Row wrap-around of the flat
-    shifts only ever lands on border cells, which are not free, so it is harmless.
-    """
-    dist = torch.full(free.shape, -1, dtype=torch.int32, device=free.device)
-    frontier = sources & free
-    visited = frontier.clone()
-    d = 0
-    while True:
-        dist.masked_fill_(frontier, d)
-        nb = torch.zeros_like(frontier)
-        nb[:, 1:] = frontier[:, :-1]
-        nb[:, :-1] |= frontier[:, 1:]
-        nb[:, width:] |= frontier[:, :-width]
-        nb[:, :-width] |= frontier[:, width:]
-        frontier = nb & free & ~visited
-        if not bool(frontier.any()):
-            return dist
-        visited |= frontier
-        d += 1
+    """BFS on flattened grids ``[M, H*W]`` (rows of ``width`` cells), through
+    :func:`mesakit.mazes.bfs_distances`, the course's one BFS. Returns int32 ``[M, H*W]``:
+    steps to the nearest source through free cells, -1 where unreachable (walls included)."""
+    m = free.shape[0]
+    grid = free.view(m, -1, width)
+    return mazes.bfs_distances(grid, (sources & free).view(m, -1, width)).view(m, -1).int()
 
 
 def _check_grid_masks(free: Any, sources: Any) -> None:
@@ -207,11 +192,7 @@ def bfs_distances(free: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
         reachable (and on cells that are not free). Moves off the grid are impossible.
     """
     _check_grid_masks(free, sources)
-    n, h, w = free.shape
-    pad_free = torch.nn.functional.pad(free, (1, 1, 1, 1), value=False)
-    pad_src = torch.nn.functional.pad(sources, (1, 1, 1, 1), value=False)
-    dist = _bfs_flat(pad_free.reshape(n, -1), pad_src.reshape(n, -1), w + 2)
-    return dist.view(n, h + 2, w + 2)[:, 1:-1, 1:-1].long()
+    return mazes.bfs_distances(free, sources & free)
 
 
 def shortest_path_lengths(free: torch.Tensor, starts: torch.Tensor,
