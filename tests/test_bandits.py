@@ -10,16 +10,6 @@ import mesakit as mk
 from mesakit import bandits as B
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tests run tiny tensors, where a second intra-op thread only adds waiting
-    (badly so on a busy machine); restore the setting afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ---------------------------------------------------------------------------- bandits
 def test_sample_arm_probs_shape_range_mean_and_seed():
     p = B.sample_arm_probs(20000, 3, a=2.0, b=6.0, seed=1)

@@ -7,16 +7,6 @@ from torch import nn
 from mesakit import rl
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tests run tiny tensors, where a second intra-op thread only adds waiting
-    (badly so on a busy machine); restore the setting afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class CueEnv:
     """One-step task: the observation is a one-hot cue; reward 1 for the cued action."""
 
