@@ -8,16 +8,6 @@ P = th.ThermostatParams()
 QUIET = th.ThermostatParams(noise_std=0.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """These tensors are tiny: one CPU thread is faster, and avoids OpenMP spin-waits
-    that slow two-thread runs down many times on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_zero_power_relaxes_to_outside_temperature():
     temp = torch.tensor([0.0, 15.0, 25.0, 40.0])
     for _ in range(200):
