@@ -167,20 +167,14 @@ def check_obs_matches_state(env, obs):
     agent = torch.zeros(n, h, w, dtype=torch.bool)
     agent[torch.arange(n), env.agent_pos[:, 0], env.agent_pos[:, 1]] = True
     assert torch.equal(obs[:, ch("agent")].bool(), agent)
-    for c, name in enumerate(COLOURS):
-        want = torch.zeros(n, h, w, dtype=torch.bool)
-        for j in range(env.num_objects):
-            sel = env.object_colour[:, j] == c
-            rows = torch.arange(n)[sel]
-            want[rows, env.object_pos[sel, j, 0], env.object_pos[sel, j, 1]] = True
-        assert torch.equal(obs[:, ch(name)].bool(), want), name
-    for kd, name in enumerate(KINDS):
-        want = torch.zeros(n, h, w, dtype=torch.bool)
-        for j in range(env.num_objects):
-            sel = env.object_kind[:, j] == kd
-            rows = torch.arange(n)[sel]
-            want[rows, env.object_pos[sel, j, 0], env.object_pos[sel, j, 1]] = True
-        assert torch.equal(obs[:, ch(name)].bool(), want), name
+    for ids, names in ((env.object_colour, COLOURS), (env.object_kind, KINDS)):
+        for value, name in enumerate(names):
+            want = torch.zeros(n, h, w, dtype=torch.bool)
+            for j in range(env.num_objects):
+                sel = ids[:, j] == value
+                rows = torch.arange(n)[sel]
+                want[rows, env.object_pos[sel, j, 0], env.object_pos[sel, j, 1]] = True
+            assert torch.equal(obs[:, ch(name)].bool(), want), name
     assert set(obs.unique().tolist()) <= {0.0, 1.0}
 
 
