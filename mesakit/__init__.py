@@ -13,6 +13,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .core import (  # noqa: E402
     check_choice,
+    check_device,
     check_in_range,
     check_positive_int,
     check_probability,
@@ -21,11 +22,13 @@ from .core import (  # noqa: E402
     make_generator,
     progress,
     seed_everything,
+    setup,
 )
 
 __version__ = "0.1.0"
 __all__ = [
     "check_choice",
+    "check_device",
     "check_in_range",
     "check_positive_int",
     "check_probability",
@@ -34,4 +37,5 @@ __all__ = [
     "make_generator",
     "progress",
     "seed_everything",
+    "setup",
 ]

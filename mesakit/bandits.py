@@ -42,7 +42,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .core import check_positive_int, check_probability, make_generator
+from .core import check_device, check_positive_int, check_probability, make_generator
 from .nets import GRUSequenceModel
 
 __all__ = [
@@ -109,10 +109,7 @@ def _check_counts(successes, failures) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _check_device(device) -> torch.device:
-    try:
-        return torch.device(device)
-    except (TypeError, RuntimeError) as exc:
-        raise ValueError(f"device must be a torch device or a name like 'cpu'/'cuda', got {device!r}") from exc
+    return check_device("device", device)
 
 
 def _random_tiebreak(mask: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 
 __all__ = [
+    "setup",
+    "check_device",
     "get_device",
     "seed_everything",
     "make_generator",
@@ -35,6 +37,43 @@ def get_device(prefer: str | None = None) -> torch.device:
             raise ValueError("prefer='cuda' was asked for, but no CUDA device is available")
         return torch.device(choice)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def check_device(name: str, device: Any) -> torch.device:
+    """The one validator of a ``device`` argument: a ``torch.device`` or its name.
+
+    Raises ValueError naming the argument when the value is not a device, or when CUDA
+    is asked for on a machine without it (rather than torch's "Torch not compiled with
+    CUDA enabled" from deep inside a call). ``None`` means the CPU."""
+    if device is None:
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (TypeError, RuntimeError, ValueError):
+        raise ValueError(f"{name} must be a torch.device or a name such as 'cpu' or 'cuda', "
+                         f"got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name}={device!r} asks for CUDA, but no CUDA device is available "
+                         "here; use 'cpu' or mesakit.get_device()")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"{name} must be a CPU or CUDA device, got {device!r}")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
+def setup(seed: int, *, threads: int = 1, prefer: str | None = None) -> torch.device:
+    """What every lesson's setup cell does: seed Python, NumPy and PyTorch, fix torch's
+    CPU thread count, and return the device to run on (see :func:`get_device`).
+
+    One thread by default: the course's networks are tiny, so a second thread only adds
+    synchronisation, slows to a crawl when another process holds the other core, and can
+    change the last bits of a sum (and so a trained network) with the number of cores.
+    A fixed count makes a run's numbers the same on any machine of one kind."""
+    threads = check_positive_int("threads", threads)
+    torch.set_num_threads(threads)
+    seed_everything(seed)
+    return get_device(prefer)
 
 
 def seed_everything(seed: int) -> None:

@@ -29,7 +29,7 @@ from typing import Any, Mapping, Sequence, Union
 import torch
 
 from . import mazes
-from .core import check_choice, check_in_range, check_positive_int, check_probability
+from .core import check_device, check_choice, check_in_range, check_positive_int, check_probability
 
 __all__ = [
     "COLOURS",
@@ -924,14 +924,4 @@ def _target_id(name: str) -> int:
 
 
 def _check_device(device: Any) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (TypeError, RuntimeError):
-        raise ValueError(f"device must be 'cpu', 'cuda' or a torch.device, got {device!r}") from None
-    check_choice("device type", dev.type, ("cpu", "cuda"))
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("device='cuda' was asked for, but no CUDA device is available")
-        if dev.index is None:
-            dev = torch.device("cuda", torch.cuda.current_device())
-    return dev
+    return check_device("device", device)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import check_positive_int, make_generator
+from .core import check_device, check_positive_int, make_generator
 from .nets import CausalTransformer, GRUSequenceModel
 
 __all__ = [

@@ -33,7 +33,7 @@ from typing import Sequence
 
 import torch
 
-from .core import check_in_range, check_positive_int, make_generator
+from .core import check_device, check_in_range, check_positive_int, make_generator
 from .nets import CausalTransformer, train_supervised
 
 __all__ = [

@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .core import check_in_range, check_positive_int, make_generator, progress
+from .core import check_device, check_in_range, check_positive_int, make_generator, progress
 
 __all__ = [
     "random_instances",

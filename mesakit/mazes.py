@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import check_in_range, check_positive_int, check_probability, make_generator, progress
+from .core import check_device, check_in_range, check_positive_int, check_probability, make_generator, progress
 
 __all__ = [
     "random_mazes",
@@ -52,10 +52,7 @@ __all__ = [
 # Mazes and the clean algorithm
 # ---------------------------------------------------------------------------------------
 def _device(device) -> torch.device:
-    try:
-        return torch.device(device)
-    except (TypeError, RuntimeError) as err:
-        raise ValueError(f"device must name a torch device, got {device!r}") from err
+    return check_device("device", device)
 
 
 def random_mazes(

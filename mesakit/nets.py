@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .core import check_choice, check_positive_int, progress
+from .core import check_device, check_choice, check_positive_int, progress
 
 __all__ = ["MLP", "GRUSequenceModel", "CausalTransformer", "count_parameters", "train_supervised"]
 

@@ -35,7 +35,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .core import check_in_range, check_positive_int, progress
+from .core import check_device, check_in_range, check_positive_int, progress
 
 __all__ = ["A2CLog", "sample_actions", "gae_advantages", "reset_state", "evaluate_stepwise", "train_a2c"]
 

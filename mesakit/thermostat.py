@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .core import check_in_range, check_positive_int, make_generator, progress
+from .core import check_device, check_in_range, check_positive_int, make_generator, progress
 
 __all__ = [
     "ThermostatParams",
@@ -110,10 +110,7 @@ def _setpoint_tensor(setpoint, n: int, device, dtype) -> torch.Tensor:
 def _resolve_device(device, fallback: torch.Tensor | None = None) -> torch.device:
     if device is None:
         return fallback.device if fallback is not None else torch.device("cpu")
-    try:
-        return torch.device(device)
-    except (TypeError, RuntimeError) as err:
-        raise ValueError(f"device must be a torch.device or a string like 'cpu', got {device!r}") from err
+    return check_device("device", device)
 
 
 # ----------------------------------------------------------------------------- dynamics

@@ -55,7 +55,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .core import check_choice, check_positive_int, check_probability, make_generator
+from .core import check_device, check_choice, check_positive_int, check_probability, make_generator
 
 __all__ = [
     "WORLDS",
@@ -160,10 +160,7 @@ def _check_config(config) -> WeatherConfig:
 
 
 def _resolve_device(device) -> torch.device:
-    try:
-        return torch.device(device)
-    except (TypeError, RuntimeError) as err:
-        raise ValueError(f"device must be a torch.device or a string like 'cpu', got {device!r}") from err
+    return check_device("device", device)
 
 
 def _resolve_generator(seed, generator) -> torch.Generator:
