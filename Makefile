@@ -13,12 +13,13 @@ NB_DIRS := chapters exercises solutions
 # Per-cell limit for notebook tests (seconds); a lesson's budget is 90 s in all.
 CELL_TIMEOUT ?= 300
 
-.PHONY: help venv book test test-unit test-notebooks test-book exercises clean
+.PHONY: help venv book test test-unit test-notebooks test-book exercises check-seeds clean
 
 help:
 	@echo "make book   build the website (executes notebooks, cached) into _build/html"
 	@echo "make test   unit tests, every notebook under nbval, the strict book build"
 	@echo "make exercises   regenerate exercises/ from solutions/"
+	@echo "make check-seeds   every lesson with SEED = 0..4 (slow)"
 
 venv: $(STAMP)
 
@@ -55,6 +56,10 @@ test-notebooks: $(STAMP)
 test-book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
+
+# Every lesson re-run with SEED = 0..4, each passing its own checks (slow: not in `make test`).
+check-seeds: $(STAMP)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) scripts/check_seeds.py $(NOTEBOOKS)
 
 clean:
 	rm -rf _build
