@@ -93,6 +93,7 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
     ran before. Generators live on the CPU; draw there and move tensors to ``device``."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_device("device", device)
     gen = torch.Generator(device="cpu")
     gen.manual_seed(int(seed))
     return gen

@@ -57,7 +57,7 @@ class GRUSequenceModel(nn.Module):
         self.head = nn.Linear(hidden, out_dim)
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
-        return torch.zeros(self.layers, batch, self.hidden, device=device)
+        return torch.zeros(self.layers, batch, self.hidden, device=check_device("device", device))
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None, return_state: bool = False):
         if x.dim() != 3:
@@ -134,6 +134,7 @@ def train_supervised(
     generator (already on ``device`` or moved here), so the run is repeatable. A cosine
     learning-rate decay helps small models settle in few steps."""
     check_positive_int("steps", steps)
+    device = check_device("device", device)
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     torch.manual_seed(seed)
