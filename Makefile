@@ -13,7 +13,7 @@ NB_DIRS := chapters exercises solutions
 # Per-cell limit for notebook tests (seconds); a lesson's budget is 90 s in all.
 CELL_TIMEOUT ?= 300
 
-.PHONY: help venv book test test-unit test-notebooks test-book exercises check-seeds clean
+.PHONY: help venv book test test-unit test-notebooks test-nbval test-book exercises check-seeds clean
 
 help:
 	@echo "make book   build the website (executes notebooks, cached) into _build/html"
@@ -31,6 +31,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 book: $(STAMP)
+	CELL_TIMEOUT=$(CELL_TIMEOUT) $(PY) scripts/execute_notebooks.py
 	$(VENV)/bin/jupyter-book build . --keep-going
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
@@ -47,13 +48,21 @@ test: $(STAMP)
 test-unit: $(STAMP)
 	MESAKIT_PROGRESS=0 $(PY) -m pytest tests -q -p no:cacheprovider
 
-# Every notebook executed by nbval, two at a time (one worker per notebook file).
+# Every notebook executed once, two at a time, each cell within CELL_TIMEOUT; prints each
+# notebook's time. The executed notebooks go into the book's cache, so the book build
+# below reuses them instead of running every notebook a second time; a change under
+# mesakit/ clears that cache.
 test-notebooks: $(STAMP)
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest --nbval-lax -n 2 --dist loadfile \
-		--nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider -q $(NB_DIRS)
+	CELL_TIMEOUT=$(CELL_TIMEOUT) $(PY) scripts/execute_notebooks.py
+
+# One notebook (or several) under nbval, e.g. `make test-nbval NOTEBOOKS=chapters/...ipynb`.
+test-nbval: $(STAMP)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MESAKIT_PROGRESS=0 $(PY) -m pytest --nbval-lax -n 2 --dist loadfile \
+		--nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider -q $(or $(NOTEBOOKS),$(NB_DIRS))
 
 # The website built with warnings as errors and nitpicky references.
 test-book: $(STAMP)
+	CELL_TIMEOUT=$(CELL_TIMEOUT) $(PY) scripts/execute_notebooks.py
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 

@@ -17,6 +17,7 @@ __all__ = [
     "make_generator",
     "progress",
     "glue",
+    "format_value",
     "check_positive_int",
     "check_choice",
     "check_probability",
@@ -112,8 +113,11 @@ def progress(iterable: Iterable | None = None, **kwargs: Any):
 
 def glue(name: str, value: Any, display: bool = False) -> Any:
     """Store a number computed by the run so the book's prose can cite it with
-    ``{glue:text}`name``` (myst-nb). Outside the book build (Colab, plain Jupyter) where
-    myst-nb is absent, it prints the value instead, so nothing breaks."""
+    ``{glue:text}`name``` (myst-nb), and return it as a plain Python value.
+
+    In Jupyter or Colab the prose shows the role, not the number, so there the value is
+    also printed as ``name = value`` (floats to 4 significant digits). The book's
+    executor sets ``MESAKIT_BOOK=1``, which keeps the pages free of these lines."""
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name must be an identifier-like string, got {name!r}")
     if isinstance(value, torch.Tensor):
@@ -123,10 +127,25 @@ def glue(name: str, value: Any, display: bool = False) -> Any:
     try:
         from myst_nb import glue as _glue
     except ImportError:
-        print(f"{name} = {value}")
-    else:
+        _glue = None
+    if _glue is not None:
         _glue(name, value, display=display)
+    if os.environ.get("MESAKIT_BOOK") != "1":
+        print(f"{name} = {format_value(value)}")
     return value
+
+
+def format_value(value: Any) -> str:
+    """A short human-readable form of a glued value: floats to 4 significant digits,
+    lists and tuples element by element, anything else as ``str``."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(format_value(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    return str(value)
 
 
 def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:

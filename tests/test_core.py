@@ -36,6 +36,22 @@ def test_glue_returns_plain_values(capsys):
         mk.glue("not a name", 1)
 
 
+def test_glue_prints_outside_the_book_and_stays_quiet_inside(capsys, monkeypatch):
+    monkeypatch.delenv("MESAKIT_BOOK", raising=False)
+    mk.glue("core_test_shown", 0.123456789)
+    assert "core_test_shown = 0.1235" in capsys.readouterr().out
+    monkeypatch.setenv("MESAKIT_BOOK", "1")
+    mk.glue("core_test_hidden", 2.0)
+    assert "core_test_hidden" not in capsys.readouterr().out
+
+
+def test_format_value_rounds_floats_only():
+    assert mk.format_value(1 / 3) == "0.3333"
+    assert mk.format_value([0.5, 2, "a"]) == "[0.5, 2, a]"
+    assert mk.format_value(12345) == "12345"
+    assert mk.format_value(True) == "True"
+
+
 @pytest.mark.parametrize("call, fragment", [
     (lambda: mk.check_positive_int("n_items", 0), "n_items"),
     (lambda: mk.check_positive_int("n_items", 2.5), "n_items"),
