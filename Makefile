@@ -13,11 +13,11 @@ NB_DIRS := chapters exercises solutions
 # Per-cell limit for notebook tests (seconds); a lesson's budget is 90 s in all.
 CELL_TIMEOUT ?= 300
 
-.PHONY: help venv book test test-unit test-notebooks test-nbval test-book exercises check-seeds clean
+.PHONY: help venv book test test-unit test-notebooks test-nbval test-book test-site exercises check-seeds clean
 
 help:
 	@echo "make book   build the website (executes notebooks, cached) into _build/html"
-	@echo "make test   unit tests, every notebook under nbval, the strict book build"
+	@echo "make test   unit tests, every notebook executed once, the strict book build, the site in a browser"
 	@echo "make exercises   regenerate exercises/ from solutions/"
 	@echo "make check-seeds   every lesson with SEED = 0..4 (slow)"
 
@@ -40,13 +40,13 @@ exercises: $(STAMP)
 
 test: $(STAMP)
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory test-unit test-notebooks test-book; status=$$?; \
+	$(MAKE) --no-print-directory test-unit test-notebooks test-book test-site; status=$$?; \
 	echo "make test finished in $$(( $$(date +%s) - start )) s"; exit $$status
 
 # Unit tests of mesakit and the repository checks (clean notebooks, toc, setup cells,
 # exercises in sync).
 test-unit: $(STAMP)
-	MESAKIT_PROGRESS=0 $(PY) -m pytest tests -q -p no:cacheprovider
+	MESAKIT_PROGRESS=0 $(PY) -m pytest tests -q -p no:cacheprovider --ignore=tests/site
 
 # Every notebook executed once, two at a time, each cell within CELL_TIMEOUT; prints each
 # notebook's time. The executed notebooks go into the book's cache, so the book build
@@ -65,6 +65,13 @@ test-book: $(STAMP)
 	CELL_TIMEOUT=$(CELL_TIMEOUT) $(PY) scripts/execute_notebooks.py
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
+
+# The built site in headless Chromium, offline: console errors, failed requests, images,
+# links and anchors, math, search, solution toggles, sidebars, dark mode. Needs Debian's
+# chromium (`apt-get install chromium`); skipped with a message where it is absent,
+# except under CI=true.
+test-site: $(STAMP)
+	$(PY) -m pytest tests/site -q -p no:cacheprovider
 
 # Every lesson re-run with SEED = 0..4, each passing its own checks (slow: not in `make test`).
 check-seeds: $(STAMP)

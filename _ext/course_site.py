@@ -1,0 +1,73 @@
+"""Small fixes to what the book's theme and extensions write into each page.
+
+- sphinx-thebe adds its inline configuration script once per read of the sources, and
+  jupyter-book can read them twice in one build, so a page declared ``THEBE_JS_URL``
+  twice ("Identifier has already been declared" in the console). Each page keeps one
+  copy of every script.
+- MathJax and the Jupyter widgets manager are served from the site itself
+  (``_assets/vendor``, published as ``_static/vendor``; see
+  ``scripts/vendor_web_assets.sh``) rather than from CDNs, so formulas and interactive
+  figures work offline. They live outside ``_static`` because jupyter-book adds every
+  script found there to every page.
+- sphinx-exercise gives every exercise's and solution's body the same id
+  (``exercise-content``, ``solution-content``); a page with several questions then has
+  duplicate ids. They become classes, with unique ids.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from docutils import nodes
+
+SHARED_IDS = ("exercise-content", "solution-content")
+
+
+def one_copy_of_each_script(app, pagename, templatename, context, doctree):
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen, kept = set(), []
+    for script in scripts:
+        # An inline script's filename is None or "" depending on who added it.
+        key = (str(getattr(script, "filename", script) or ""),
+               tuple(sorted(getattr(script, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            kept.append(script)
+    scripts[:] = kept
+
+
+def unique_exercise_ids(app, doctree, docname):
+    counts: dict[str, int] = {}
+    for section in doctree.findall(nodes.section):
+        for shared in SHARED_IDS:
+            if shared in section["ids"]:
+                counts[shared] = counts.get(shared, 0) + 1
+                section["ids"] = [f"{shared}-{counts[shared]}" if i == shared else i for i in section["ids"]]
+                section["classes"].append(shared)
+
+
+# myst-nb adds these scripts to pages whose notebooks hold widget state; by default it
+# takes them from CDNs. Paths are relative to _static.
+WIDGET_SCRIPTS = {
+    "vendor/require.js": {},
+    "widgets-offline.js": {},
+    "vendor/html-manager/embed-amd.js": {},
+}
+
+
+ASSETS = Path(__file__).resolve().parent.parent / "_assets"
+
+
+def serve_scripts_locally(app, config):
+    config.html_static_path = list(config.html_static_path) + [str(ASSETS)]
+    config.nb_ipywidgets_js = dict(WIDGET_SCRIPTS)
+    config.mathjax_path = "vendor/mathjax/tex-svg.js"
+
+
+def setup(app):
+    app.connect("config-inited", serve_scripts_locally)
+    # Late, after myst-nb has added a page's widget scripts.
+    app.connect("html-page-context", one_copy_of_each_script, priority=900)
+    app.connect("doctree-resolved", unique_exercise_ids)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
