@@ -43,6 +43,10 @@ __all__ = [
     "same_set",
     "item_agreement",
     "sides_with",
+    "train_imitation_ensemble",
+    "flip_at_random",
+    "noisy_dp_scores",
+    "dp_with_random_mistakes",
 ]
 
 
@@ -126,6 +130,7 @@ def random_instances(
     ``[B, n]`` and ``[B]`` on ``device``. The same ``seed`` gives the same instances on
     any device (they are drawn on the CPU, then moved).
     """
+    device = check_device("device", device)
     n_instances = check_positive_int("n_instances", n_instances)
     n_items = check_positive_int("n_items", n_items)
     max_value = check_positive_int("max_value", max_value)
@@ -375,7 +380,7 @@ class _EquivariantBlock(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         # Equal to one linear layer on [item, mean, max], but the pooled part is computed
         # once per instance instead of once per item.
-        pooled = torch.cat([h.mean(1), h.max(1).values], dim=-1)  # [B, 2H]
+        pooled = torch.cat([h.mean(1), h.amax(1)], dim=-1)  # [B, 2H]
         z = torch.relu(self.item(h) + self.context(pooled).unsqueeze(1))
         return self.norm(h + self.out(z))
 
@@ -438,7 +443,7 @@ def train_imitation(
         lr > 0 and math.isfinite(lr)
     ):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
-    device = torch.device(device)
+    device = check_device("device", device)
     make_generator(seed)  # validates seed (a non-negative integer)
     torch.manual_seed(seed)  # the initial weights
     net = KnapsackNet(hidden=hidden, n_blocks=n_blocks).to(device)
@@ -496,3 +501,209 @@ def decode_by_score(
     _check_instances(torch.zeros_like(weights), weights, capacity)
     order = torch.sort(scores.double(), dim=1, descending=True, stable=True).indices
     return _pack_in_order(order, weights, capacity)
+
+
+# ------------------------------------------------------------ several seeds at once
+
+
+def train_imitation_ensemble(
+    *,
+    seeds: Sequence[int],
+    n_items: int = 10,
+    steps: int = 1500,
+    batch_size: int = 256,
+    hidden: int = 64,
+    n_blocks: int = 3,
+    lr: float = 2e-3,
+    device: torch.device | str = "cpu",
+    max_value: int = 100,
+    max_weight: int = 20,
+    capacity_fraction: Sequence[float] = (0.25, 0.5),
+    checkpoints: Sequence[int] = (),
+) -> tuple[list[KnapsackNet], torch.Tensor, dict[int, list[KnapsackNet]]]:
+    """:func:`train_imitation` for several training seeds at once, as one batched program
+    (:class:`mesakit.ensembles.Ensemble`).
+
+    Member ``i`` starts from the weights ``KnapsackNet(hidden, n_blocks)`` gets after
+    ``torch.manual_seed(seeds[i])`` and sees the same stream of instances as
+    ``train_imitation(seed=seeds[i])``, with its own Adam state and the same cosine
+    schedule, so it is that network up to float rounding (a unit test checks it). The
+    members' batches are labelled by one call of :func:`solve_dp` and run through one
+    vectorized forward pass.
+
+    ``checkpoints``: training steps (``1 <= k <= steps``) after which a copy of every
+    member is kept, for curves against training time; the learning rate still follows
+    the cosine schedule of the whole run.
+
+    Returns ``(nets, losses, snapshots)``: the E trained networks (plain
+    :class:`KnapsackNet` in eval mode, in the order of ``seeds``), the losses ``[steps,
+    E]`` (float64) and ``{k: [E networks after step k]}``.
+
+    Raises ValueError naming the argument for an empty ``seeds``, a negative or
+    non-integer seed, a bad ``device`` or a checkpoint outside ``1..steps``.
+    """
+    from .ensembles import Ensemble
+
+    device = check_device("device", device)
+    seeds = list(seeds) if isinstance(seeds, (list, tuple, range)) else None
+    if not seeds:
+        raise ValueError("seeds must be a non-empty list of non-negative integers")
+    for s in seeds:
+        make_generator(s)  # validates each seed
+    n_items = check_positive_int("n_items", n_items)
+    steps = check_positive_int("steps", steps)
+    batch_size = check_positive_int("batch_size", batch_size)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (
+        lr > 0 and math.isfinite(lr)
+    ):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    checkpoints = sorted({check_positive_int("checkpoints", k) for k in checkpoints})
+    if checkpoints and checkpoints[-1] > steps:
+        raise ValueError(f"checkpoints must lie in 1..steps = 1..{steps}, got {checkpoints[-1]}")
+    E = len(seeds)
+    ens = Ensemble(lambda: KnapsackNet(hidden=hidden, n_blocks=n_blocks), seeds).to(device)
+    opt = torch.optim.Adam(ens.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    losses = torch.zeros(steps, E, dtype=torch.float64)
+    snapshots: dict[int, list[KnapsackNet]] = {}
+    ens.train()
+    bar = progress(range(steps), desc=f"imitating the DP ({E} seeds)")
+    for step in bar:
+        batches = [
+            random_instances(
+                batch_size, n_items, seed=s * 1_000_003 + step + 1, device=device,
+                max_value=max_value, max_weight=max_weight, capacity_fraction=capacity_fraction,
+            )
+            for s in seeds
+        ]
+        v, w, c = (torch.cat(parts) for parts in zip(*batches))  # [E * B, n], [E * B]
+        target, _ = solve_dp(v, w, c)
+        feats = item_features(v, w, c, max_value=max_value, max_weight=max_weight)
+        logits = ens(feats.view(E, batch_size, n_items, -1))  # [E, B, n]
+        per_member = nn.functional.binary_cross_entropy_with_logits(
+            logits, target.view(E, batch_size, n_items).float(), reduction="none"
+        ).mean(dim=(1, 2))
+        opt.zero_grad()
+        per_member.sum().backward()  # each member's gradient is its own loss's
+        opt.step()
+        sched.step()
+        losses[step] = per_member.detach().double().cpu()
+        if step + 1 in checkpoints:
+            snapshots[step + 1] = [_eval_copy(ens, i) for i in range(E)]
+        if step % 100 == 0:
+            bar.set_postfix(loss=f"{losses[step].mean().item():.3f}")
+    return [_eval_copy(ens, i) for i in range(E)], losses, snapshots
+
+
+def _eval_copy(ens, i: int) -> KnapsackNet:
+    net = ens.member(i)
+    net.eval()
+    return net
+
+
+# ---------------------------------------------------- control: DP with random mistakes
+
+
+def flip_at_random(chosen: torch.Tensor, rate: float, *, seed: int) -> torch.Tensor:
+    """Flip each take/leave decision of ``chosen`` (bool ``[B, n]``) independently with
+    probability ``rate``; returns a new bool tensor ``[B, n]`` (not necessarily feasible).
+
+    Applied to the DP's sets, this is the null for decisions read off a network's raw
+    probabilities: an imitator of the DP whose item-level errors have nothing to do with
+    any heuristic. Raises ValueError for a non-bool ``chosen``, a ``rate`` outside
+    [0, 1] or a bad ``seed``."""
+    _check_chosen("chosen", chosen, chosen)
+    rate = check_in_range("rate", rate, 0.0, 1.0)
+    gen = make_generator(seed)
+    flips = torch.rand(chosen.shape, generator=gen, dtype=torch.float64) < rate
+    return chosen ^ flips.to(chosen.device)
+
+
+def noisy_dp_scores(dp_chosen: torch.Tensor, noise: float, *, seed: int) -> torch.Tensor:
+    """The DP's answer as per-item scores with random errors: ``1`` for the items the DP
+    takes, ``0`` for the others, plus independent Gaussian noise of standard deviation
+    ``noise`` (float64 ``[B, n]``). Decoded with :func:`decode_by_score`, ``noise = 0``
+    gives back an optimal set and larger noise gives more, random, mistakes.
+
+    Raises ValueError for a non-bool ``dp_chosen``, a negative or non-finite ``noise`` or
+    a bad ``seed``."""
+    _check_chosen("dp_chosen", dp_chosen, dp_chosen)
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not (
+        noise >= 0 and math.isfinite(noise)
+    ):
+        raise ValueError(f"noise must be a non-negative number, got {noise!r}")
+    gen = make_generator(seed)
+    z = torch.randn(dp_chosen.shape, generator=gen, dtype=torch.float64).to(dp_chosen.device)
+    return dp_chosen.double() + noise * z
+
+
+def dp_with_random_mistakes(
+    values: torch.Tensor,
+    weights: torch.Tensor,
+    capacity: torch.Tensor,
+    *,
+    error_rate: float,
+    seed: int,
+    dp_chosen: torch.Tensor | None = None,
+    best: torch.Tensor | None = None,
+    iters: int = 40,
+) -> tuple[torch.Tensor, float]:
+    """A control imitator: the exact DP, but erring at random, as often as a given
+    learner errs.
+
+    It scores items with :func:`noisy_dp_scores` and decodes them with
+    :func:`decode_by_score`, the decoder the network's scores go through, so its sets are
+    feasible and its mistakes come from the same greedy packing, but *which* items get
+    misplaced is pure chance, unrelated to value density or any other rule. The noise
+    level is set by bisection (with the noise draws held fixed) so that the share of
+    instances on which its set is not optimal is as close as it gets to ``error_rate``.
+
+    Arguments: a batch of instances (see the module docstring); ``error_rate`` in
+    [0, 1), the target share of non-optimal instances (e.g. the network's own on the
+    same instances); ``seed`` for the noise; ``dp_chosen`` and ``best`` from
+    :func:`solve_dp` if already computed; ``iters`` bisection steps.
+
+    Returns ``(chosen, noise)``: bool ``[B, n]`` feasible sets and the noise level used.
+    Its error rate can fall short of a target above what random scores reach (a uniform
+    random order still packs some instances optimally). Raises ValueError naming the
+    argument for malformed instances, an ``error_rate`` outside [0, 1), a bad ``seed``,
+    or ``dp_chosen``/``best`` of the wrong shape.
+    """
+    _check_instances(values, weights, capacity)
+    error_rate = check_in_range("error_rate", error_rate, 0.0, 1.0)
+    if error_rate >= 1.0:
+        raise ValueError(f"error_rate must be below 1, got {error_rate!r}")
+    iters = check_positive_int("iters", iters)
+    make_generator(seed)  # validates seed
+    if dp_chosen is None or best is None:
+        dp_chosen, best = solve_dp(values, weights, capacity)
+    _check_chosen("dp_chosen", dp_chosen, values)
+    if not isinstance(best, torch.Tensor) or best.shape != values.shape[:1]:
+        raise ValueError(f"best must be a tensor of shape {tuple(values.shape[:1])}")
+    z = noisy_dp_scores(dp_chosen, 1.0, seed=seed) - dp_chosen.double()  # fixed draws
+    opt = best.to(_value_dtype(values))
+
+    def attempt(noise: float):
+        chosen = decode_by_score(dp_chosen.double() + noise * z, weights, capacity)
+        return chosen, (total_value(values, chosen) < opt).double().mean().item()
+
+    tries = []  # (|error - target|, noise, chosen) of every noise level tried
+
+    def record(noise: float) -> float:
+        chosen, rate = attempt(noise)
+        tries.append((abs(rate - error_rate), noise, chosen))
+        return rate
+
+    if record(0.0) >= error_rate:  # noise-free decoding is optimal: the target is 0
+        return tries[0][2], 0.0
+    lo, hi = 0.0, 1.0
+    while record(hi) < error_rate and hi < 1e4:  # grow until the target is bracketed
+        lo, hi = hi, 2 * hi
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        if record(mid) < error_rate:
+            lo = mid
+        else:
+            hi = mid
+    _, noise, chosen = min(tries, key=lambda t: (t[0], t[1]))  # closest; then least noise
+    return chosen, float(noise)

@@ -160,3 +160,128 @@ def test_train_imitation_deterministic_and_bad_inputs():
         K.train_imitation(lr=-1.0, seed=0)
     with pytest.raises(ValueError, match="seed"):
         K.train_imitation(steps=1, seed=-3)
+
+
+# ------------------------------------------------------- device, ensemble, control imitator
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_is_validated_with_a_clear_error():
+    with pytest.raises(ValueError, match="device='cuda' asks for CUDA"):
+        K.random_instances(4, 3, seed=0, device="cuda")
+    with pytest.raises(ValueError, match="device"):
+        K.train_imitation(steps=1, seed=0, device="cuda")
+    with pytest.raises(ValueError, match="device"):
+        K.train_imitation_ensemble(seeds=[0], steps=1, device="cuda")
+
+
+def test_device_that_is_not_a_device():
+    with pytest.raises(ValueError, match="device must be"):
+        K.random_instances(4, 3, seed=0, device="gpu0")
+
+
+def test_ensemble_members_equal_single_runs():
+    kw = dict(n_items=6, steps=12, batch_size=32, hidden=16, n_blocks=1, lr=3e-3)
+    nets, losses, snaps = K.train_imitation_ensemble(seeds=[3, 0], checkpoints=[5, 12], **kw)
+    assert losses.shape == (12, 2) and sorted(snaps) == [5, 12]
+    v, w, c = K.random_instances(50, 9, seed=11)
+    for i, s in enumerate([3, 0]):
+        ref, ref_losses = K.train_imitation(seed=s, **kw)
+        torch.testing.assert_close(losses[:, i], torch.tensor(ref_losses, dtype=torch.float64),
+                                   rtol=1e-4, atol=1e-5)
+        for (name, p), (_, q) in zip(ref.named_parameters(), nets[i].named_parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+        torch.testing.assert_close(K.predict_scores(nets[i], v, w, c), K.predict_scores(ref, v, w, c),
+                                   rtol=1e-4, atol=1e-5)
+        # The last snapshot is the final network; an earlier one differs from it.
+        for p, q in zip(snaps[12][i].parameters(), nets[i].parameters()):
+            assert torch.equal(p, q)
+        assert not all(torch.equal(p, q) for p, q in zip(snaps[5][i].parameters(), nets[i].parameters()))
+    assert not nets[0].training
+
+
+def test_ensemble_bad_inputs():
+    with pytest.raises(ValueError, match="seeds"):
+        K.train_imitation_ensemble(seeds=[], steps=1)
+    with pytest.raises(ValueError, match="seed"):
+        K.train_imitation_ensemble(seeds=[0, -1], steps=1)
+    with pytest.raises(ValueError, match="checkpoints"):
+        K.train_imitation_ensemble(seeds=[0], steps=3, checkpoints=[4])
+    with pytest.raises(ValueError, match="checkpoints"):
+        K.train_imitation_ensemble(seeds=[0], steps=3, checkpoints=[0])
+    with pytest.raises(ValueError, match="lr"):
+        K.train_imitation_ensemble(seeds=[0], steps=3, lr=0.0)
+
+
+def test_flip_at_random():
+    a = torch.rand(400, 25, generator=torch.Generator().manual_seed(0)) < 0.4
+    assert torch.equal(K.flip_at_random(a, 0.0, seed=1), a)
+    assert torch.equal(K.flip_at_random(a, 1.0, seed=1), ~a)
+    f = K.flip_at_random(a, 0.2, seed=1)
+    assert torch.equal(f, K.flip_at_random(a, 0.2, seed=1))
+    assert not torch.equal(f, K.flip_at_random(a, 0.2, seed=2))
+    assert abs((f != a).double().mean().item() - 0.2) < 0.015
+    with pytest.raises(ValueError, match="rate"):
+        K.flip_at_random(a, 1.5, seed=0)
+    with pytest.raises(ValueError, match="chosen"):
+        K.flip_at_random(a.int(), 0.1, seed=0)
+    with pytest.raises(ValueError, match="seed"):
+        K.flip_at_random(a, 0.1, seed=-2)
+
+
+def test_noisy_dp_scores():
+    v, w, c = K.random_instances(300, 10, seed=2)
+    dp, best = K.solve_dp(v, w, c)
+    s0 = K.noisy_dp_scores(dp, 0.0, seed=0)
+    assert s0.dtype == torch.float64 and torch.equal(s0, dp.double())
+    # Noise-free scores decode to an optimal set.
+    assert torch.equal(K.total_value(v, K.decode_by_score(s0, w, c)), best)
+    s = K.noisy_dp_scores(dp, 0.5, seed=4)
+    assert torch.equal(s, K.noisy_dp_scores(dp, 0.5, seed=4))
+    assert abs((s - dp.double()).std().item() - 0.5) < 0.03
+    for bad in (-0.1, float("nan"), "1"):
+        with pytest.raises(ValueError, match="noise"):
+            K.noisy_dp_scores(dp, bad, seed=0)
+    with pytest.raises(ValueError, match="dp_chosen"):
+        K.noisy_dp_scores(dp.float(), 0.1, seed=0)
+
+
+@pytest.mark.parametrize("target", [0.05, 0.2, 0.4])
+def test_dp_with_random_mistakes_hits_the_error_rate(target):
+    v, w, c = K.random_instances(4000, 10, seed=5)
+    dp, best = K.solve_dp(v, w, c)
+    chosen, noise = K.dp_with_random_mistakes(v, w, c, error_rate=target, seed=1)
+    assert noise > 0 and K.is_feasible(w, c, chosen).all()
+    wrong = K.total_value(v, chosen) < best
+    assert abs(wrong.double().mean().item() - target) < 0.005
+    # Same seed, same sets; precomputed DP answers give the same result.
+    again, noise2 = K.dp_with_random_mistakes(v, w, c, error_rate=target, seed=1, dp_chosen=dp, best=best)
+    assert torch.equal(again, chosen) and noise2 == noise
+    # Its mistakes have nothing to do with greedy's: where greedy is wrong, it is wrong
+    # about as often as anywhere else, and it almost never lands on greedy's set.
+    g = K.greedy_by_density(v, w, c)
+    greedy_wrong = K.total_value(v, g) < best
+    assert abs(greedy_wrong[wrong].double().mean() - greedy_wrong.double().mean()) < 0.1
+    assert K.same_set(chosen, g)[greedy_wrong].double().mean() < 0.15
+
+
+def test_dp_with_random_mistakes_edge_cases_and_bad_inputs():
+    v, w, c = K.random_instances(500, 8, seed=6)
+    dp, best = K.solve_dp(v, w, c)
+    chosen, noise = K.dp_with_random_mistakes(v, w, c, error_rate=0.0, seed=0)
+    assert noise == 0.0 and torch.equal(K.total_value(v, chosen), best)
+    # A target beyond what random scores reach: as many mistakes as it can make.
+    chosen, noise = K.dp_with_random_mistakes(v, w, c, error_rate=0.99, seed=0)
+    assert noise > 10 and (K.total_value(v, chosen) < best).double().mean() > 0.5
+    with pytest.raises(ValueError, match="error_rate"):
+        K.dp_with_random_mistakes(v, w, c, error_rate=1.0, seed=0)
+    with pytest.raises(ValueError, match="error_rate"):
+        K.dp_with_random_mistakes(v, w, c, error_rate=-0.1, seed=0)
+    with pytest.raises(ValueError, match="seed"):
+        K.dp_with_random_mistakes(v, w, c, error_rate=0.1, seed=-1)
+    with pytest.raises(ValueError, match="dp_chosen"):
+        K.dp_with_random_mistakes(v, w, c, error_rate=0.1, seed=0, dp_chosen=dp[:3], best=best)
+    with pytest.raises(ValueError, match="best"):
+        K.dp_with_random_mistakes(v, w, c, error_rate=0.1, seed=0, dp_chosen=dp, best=best[:3])
+    with pytest.raises(ValueError, match="weights"):
+        K.dp_with_random_mistakes(v, w.double(), c, error_rate=0.1, seed=0)
