@@ -26,7 +26,15 @@ What is here:
   and :class:`BanditRNNPolicy`, a GRU policy that sees its previous action and reward
   (or, with ``memory=False``, only the pull index), trained by :func:`mesakit.rl.train_a2c`;
   :func:`net_policy` turns a trained one into a policy for :func:`run_policy`, and
-  :func:`train_meta_learner` does the lesson's meta-training in one call.
+  :func:`train_meta_learner` does the lesson's meta-training in one call
+  (:data:`PAPER_SCALE_RECIPE`: its settings for Duan et al.'s k = 5, n = 100 bandits).
+  :func:`train_meta_learners` trains several (training seeds, with or without memory)
+  as one batched program, :class:`BanditRNNGroup`.
+* **Which rule does a policy follow?** :func:`rule_choices` gives the arms the
+  Bayes-optimal policy, greedy or win-stay/lose-shift would pull at each state of a run,
+  :func:`net_choice_probs` a frozen net's choice probabilities there, and
+  :func:`agreement_where_rules_disagree` scores a policy on the states where two rules
+  disagree (the test of Wichers' "simple heuristic" objection in Lesson 2.1).
 
 Conventions: counts are float tensors ``successes, failures [N, K]``; ``t`` is the number
 of pulls already made (0 before the first pull). Random draws come from a CPU
@@ -70,6 +78,13 @@ __all__ = [
     "BanditRNNPolicy",
     "net_policy",
     "train_meta_learner",
+    "PAPER_SCALE_RECIPE",
+    "BanditRNNGroup",
+    "train_meta_learners",
+    "counts_before_pulls",
+    "rule_choices",
+    "net_choice_probs",
+    "agreement_where_rules_disagree",
 ]
 
 Policy = Callable[["PullState", torch.Generator], torch.Tensor]
@@ -657,7 +672,8 @@ class BanditRNNPolicy(nn.Module):
         self.register_buffer("_keep", keep)
 
     def initial_state(self, batch: int, device: torch.device | str | None = None) -> torch.Tensor:
-        device = self._keep.device if device is None else device
+        """The zero state [batch, layers, hidden] on ``device`` (default: the net's)."""
+        device = self._keep.device if device is None else _check_device(device)
         return self.core.initial_state(batch, device).transpose(0, 1).contiguous()
 
     def forward(self, obs: torch.Tensor, state: torch.Tensor | None = None):
@@ -709,27 +725,296 @@ def net_policy(net: nn.Module, *, greedy: bool = False) -> Policy:
     return act
 
 
+PAPER_SCALE_RECIPE = dict(hidden=64, batch=256, updates=1500, lr=1e-2, lr_final=1e-3, gamma=0.9,
+                          gamma_final=0.99, gae_lambda=0.95, ent_coef=0.01, ent_coef_final=0.0,
+                          normalize_advantages=False, reward_scale=1.0)
+"""Keyword arguments of :func:`train_meta_learner` for the paper-scale setting: Duan et
+al. 2016 (RL^2), Table 1, k = 5 arms, n = 100 pulls (see ``scripts/rl2_table1.py``)."""
+
+
 def train_meta_learner(k: int = 2, horizon: int = 20, *, memory: bool = True, hidden: int = 48,
                        batch: int = 256, updates: int = 300, prior_a: float = 1.0,
                        prior_b: float = 1.0, lr: float = 1e-2, lr_final: float = 1e-3,
                        gamma: float = 0.9, gae_lambda: float = 0.95, ent_coef: float = 0.01,
                        ent_coef_final: float = 0.0, seed: int = 0,
-                       device: torch.device | str = "cpu", desc: str = "meta-training"):
+                       device: torch.device | str = "cpu", desc: str = "meta-training",
+                       normalize_advantages: bool = False, vf_coef: float = 0.5,
+                       max_grad_norm: float = 1.0, callback=None, gamma_final: float | None = None,
+                       reward_scale: float = 1.0):
     """Meta-train a :class:`BanditRNNPolicy` with A2C on ``k``-armed bandits drawn from
     Beta(``prior_a``, ``prior_b``), episodes of ``horizon`` pulls, ``batch`` bandits per
     update; returns ``(net, log)`` with the net frozen (eval mode, no gradients needed).
 
     The defaults are the lesson's (about 77,000 episodes; a few seconds to a few tens of
     seconds on a CPU). The discount ``gamma = 0.9`` makes the policy a little myopic
-    but speeds learning a lot; the net is scored on undiscounted total reward."""
+    but speeds learning a lot; the net is scored on undiscounted total reward.
+    ``callback(update, log, net)``, if given, runs after every update (e.g. to evaluate
+    checkpoints; leave the net in train mode). :data:`PAPER_SCALE_RECIPE` holds the
+    settings for Duan et al. 2016's k = 5, n = 100 bandits (``scripts/rl2_table1.py``).
+
+    Raises ValueError naming the argument for a bad value (``device`` through
+    :func:`mesakit.check_device`)."""
     from .rl import train_a2c
     check_positive_int("batch", batch)
+    device = _check_device(device)
     torch.manual_seed(seed)
     net = BanditRNNPolicy(k, hidden, memory=memory)
     env = MetaBanditEnv(batch, k, horizon, prior_a=prior_a, prior_b=prior_b, seed=seed, device=device)
     log = train_a2c(net, env, updates=updates, rollout=horizon, lr=lr, lr_final=lr_final, gamma=gamma,
-                    gae_lambda=gae_lambda, ent_coef=ent_coef, ent_coef_final=ent_coef_final,
-                    max_grad_norm=1.0, seed=seed, device=device, desc=desc)
+                    gamma_final=gamma_final, gae_lambda=gae_lambda, ent_coef=ent_coef,
+                    ent_coef_final=ent_coef_final, max_grad_norm=max_grad_norm, vf_coef=vf_coef,
+                    normalize_advantages=normalize_advantages, reward_scale=reward_scale, seed=seed,
+                    device=device, desc=desc,
+                    callback=None if callback is None else (lambda u, lg: callback(u, lg, net)))
     for p in net.parameters():
         p.requires_grad_(False)
     return net, log
+
+
+# --------------------------------------------------------------------------------------
+# Several meta-learners (training seeds, ablations) as one batched program
+# --------------------------------------------------------------------------------------
+class BanditRNNGroup(nn.Module):
+    """E single-layer :class:`BanditRNNPolicy` networks (same ``k`` and ``hidden``; each
+    with or without memory) run as one program: their weights are stacked along a
+    leading member axis and every GRU step is one batched matrix product, written out
+    by hand (PyTorch's GRU equations, gate order r, z, n) because ``nn.GRU`` has no
+    batched-weights form. Tiny networks spend their time in Python overhead, so E members
+    cost little more than one.
+
+    The policy interface of :func:`mesakit.rl.train_a2c` with ``members = E``: the batch
+    of ``E * B`` environments is split into E blocks of ``B``, member ``e`` acting for
+    block ``e``. ``forward(obs [E*B, 2K+1], state [E*B, 1, H]) -> (logits [E*B, K],
+    value [E*B], state)``. :meth:`member` returns member ``e`` as a plain
+    :class:`BanditRNNPolicy` (for :func:`net_policy`); :meth:`clip_grad_norm_per_member_`
+    clips each member's gradient on its own.
+
+    Raises ValueError when ``nets`` is empty, holds something else than single-layer
+    :class:`BanditRNNPolicy` networks, or mixes ``k`` or ``hidden``."""
+
+    def __init__(self, nets):
+        super().__init__()
+        nets = list(nets) if not isinstance(nets, nn.Module) else [nets]
+        if not nets or not all(isinstance(n, BanditRNNPolicy) for n in nets):
+            raise ValueError("nets must be a non-empty sequence of BanditRNNPolicy networks")
+        first = nets[0]
+        for n in nets:
+            if n.core.layers != 1 or n.k != first.k or n.core.hidden != first.core.hidden:
+                raise ValueError("nets must all be single-layer BanditRNNPolicy networks with the same k and hidden")
+        self.k, self.hidden, self.members = first.k, first.core.hidden, len(nets)
+        self.memory = [n.memory for n in nets]
+
+        def stack(get):
+            return nn.Parameter(torch.stack([get(n).detach().clone() for n in nets]))
+        self.w_ih = stack(lambda n: n.core.gru.weight_ih_l0)       # [E, 3H, I]
+        self.w_hh = stack(lambda n: n.core.gru.weight_hh_l0)       # [E, 3H, H]
+        self.b_ih = stack(lambda n: n.core.gru.bias_ih_l0)         # [E, 3H]
+        self.b_hh = stack(lambda n: n.core.gru.bias_hh_l0)         # [E, 3H]
+        self.w_out = stack(lambda n: n.core.head.weight)           # [E, K+1, H]
+        self.b_out = stack(lambda n: n.core.head.bias)             # [E, K+1]
+        self.register_buffer("_keep", torch.stack([n._keep.detach().clone() for n in nets]))   # [E, I]
+        self.register_buffer("_carry", torch.tensor([float(m) for m in self.memory]))          # [E]
+
+    def initial_state(self, batch: int, device: torch.device | str | None = None) -> torch.Tensor:
+        """The zero state [batch, 1, hidden] on ``device`` (default: the group's)."""
+        device = self.w_ih.device if device is None else _check_device(device)
+        return torch.zeros(batch, 1, self.hidden, device=device)
+
+    def forward(self, obs: torch.Tensor, state: torch.Tensor | None = None):
+        e = self.members
+        if obs.dim() != 2 or obs.shape[0] % e:
+            raise ValueError(f"obs must have shape [E * B, 2K + 1] with E = {e}, got {tuple(obs.shape)}")
+        b = obs.shape[0] // e
+        if state is None:
+            state = self.initial_state(obs.shape[0], obs.device)
+        x = obs.reshape(e, b, -1) * self._keep[:, None]
+        h = state.reshape(e, b, self.hidden) * self._carry[:, None, None]   # memoryless: reset
+        gi = torch.baddbmm(self.b_ih[:, None], x, self.w_ih.transpose(1, 2))
+        gh = torch.baddbmm(self.b_hh[:, None], h, self.w_hh.transpose(1, 2))
+        i_r, i_z, i_n = gi.chunk(3, 2)
+        h_r, h_z, h_n = gh.chunk(3, 2)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        h = (1 - z) * n + z * h
+        out = torch.baddbmm(self.b_out[:, None], h, self.w_out.transpose(1, 2)).reshape(e * b, -1)
+        return out[:, : self.k], out[:, self.k], h.reshape(e * b, 1, self.hidden)
+
+    @torch.no_grad()
+    def clip_grad_norm_per_member_(self, max_norm: float) -> torch.Tensor:
+        """Scale each member's gradient to norm at most ``max_norm`` (as
+        ``nn.utils.clip_grad_norm_`` would for that member alone). Returns the norms [E]."""
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if not grads:
+            return torch.zeros(self.members)
+        norms = torch.stack([g.reshape(self.members, -1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+        scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
+        return norms
+
+    def member(self, i: int) -> BanditRNNPolicy:
+        """Member ``i`` as a plain :class:`BanditRNNPolicy` (a copy, frozen, eval mode)."""
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < self.members:
+            raise ValueError(f"i must be a member index in [0, {self.members - 1}], got {i!r}")
+        net = BanditRNNPolicy(self.k, self.hidden, memory=self.memory[i]).to(self.w_ih.device)
+        with torch.no_grad():
+            net.core.gru.weight_ih_l0.copy_(self.w_ih[i])
+            net.core.gru.weight_hh_l0.copy_(self.w_hh[i])
+            net.core.gru.bias_ih_l0.copy_(self.b_ih[i])
+            net.core.gru.bias_hh_l0.copy_(self.b_hh[i])
+            net.core.head.weight.copy_(self.w_out[i])
+            net.core.head.bias.copy_(self.b_out[i])
+        net.requires_grad_(False)
+        return net.eval()
+
+
+def train_meta_learners(k: int = 2, horizon: int = 20, *, seeds=(0, 1, 2), memory=True,
+                        hidden: int = 48, batch: int = 256, updates: int = 300, prior_a: float = 1.0,
+                        prior_b: float = 1.0, lr: float = 1e-2, lr_final: float = 1e-3,
+                        gamma: float = 0.9, gae_lambda: float = 0.95, ent_coef: float = 0.01,
+                        ent_coef_final: float = 0.0, env_seed: int | None = None,
+                        device: torch.device | str = "cpu", desc: str = "meta-training",
+                        callback=None):
+    """:func:`train_meta_learner` for several networks at once, as one batched program
+    (:class:`BanditRNNGroup`): one per entry of ``seeds`` (member ``i`` starts from the
+    weights ``BanditRNNPolicy(k, hidden, memory=memory[i])`` has after
+    ``torch.manual_seed(seeds[i])``), each playing its own ``batch`` fresh bandits per
+    update and receiving the gradient of its own loss, clipped on its own. ``memory`` is
+    one bool for all or one per seed (e.g. three seeds with memory and three without).
+    The bandits and action draws come from ``env_seed`` (default ``seeds[0]``).
+
+    Returns ``(nets, log)``: a list of frozen :class:`BanditRNNPolicy` (one per seed, in
+    order) and the :class:`mesakit.rl.A2CLog` (means over all members).
+    ``callback(update, log, group)`` runs after every update; ``group.member(i)`` is a
+    frozen copy of member ``i`` at that point.
+
+    Raises ValueError naming the argument for a bad value."""
+    from .rl import train_a2c
+    seeds = list(seeds) if isinstance(seeds, (list, tuple)) else seeds
+    if not isinstance(seeds, list) or not seeds:
+        raise ValueError(f"seeds must be a non-empty list of non-negative ints, got {seeds!r}")
+    for s in seeds:
+        check_positive_int("seeds", s, minimum=0)
+    mem = [memory] * len(seeds) if isinstance(memory, bool) else list(memory)
+    if len(mem) != len(seeds) or not all(isinstance(m, bool) for m in mem):
+        raise ValueError(f"memory must be a bool or one bool per seed, got {memory!r}")
+    check_positive_int("k", k, minimum=2)
+    check_positive_int("hidden", hidden)
+    check_positive_int("batch", batch)
+    device = _check_device(device)
+    env_seed = seeds[0] if env_seed is None else check_positive_int("env_seed", env_seed, minimum=0)
+    nets = []
+    for s, m in zip(seeds, mem):
+        torch.manual_seed(s)
+        nets.append(BanditRNNPolicy(k, hidden, memory=m))
+    group = BanditRNNGroup(nets).to(device)
+    env = MetaBanditEnv(batch * len(seeds), k, horizon, prior_a=prior_a, prior_b=prior_b,
+                        seed=env_seed, device=device)
+    log = train_a2c(group, env, updates=updates, rollout=horizon, lr=lr, lr_final=lr_final, gamma=gamma,
+                    gae_lambda=gae_lambda, ent_coef=ent_coef, ent_coef_final=ent_coef_final,
+                    max_grad_norm=1.0, seed=env_seed, device=device, desc=desc,
+                    callback=None if callback is None else (lambda u, lg: callback(u, lg, group)))
+    return [group.member(i) for i in range(len(seeds))], log
+
+
+# --------------------------------------------------------------------------------------
+# Whose choices does a policy follow? Rules' choices along a run, and agreement on the
+# states where two rules disagree (Wichers' "simple heuristic" objection, tested)
+# --------------------------------------------------------------------------------------
+def counts_before_pulls(run: BanditRun) -> tuple[torch.Tensor, torch.Tensor]:
+    """The success and failure counts each bandit had *before* each pull of ``run``:
+    two float tensors [N, T, K] (row ``t`` holds the counts after pulls ``0 .. t-1``)."""
+    if not isinstance(run, BanditRun):
+        raise ValueError(f"run must be a BanditRun (from run_policy), got {type(run).__name__}")
+    k = run.probs.shape[1]
+    onehot = torch.nn.functional.one_hot(run.actions, k).float()            # [N, T, K]
+    wins = onehot * run.rewards[..., None]
+    succ = torch.cumsum(wins, 1) - wins
+    fail = torch.cumsum(onehot - wins, 1) - (onehot - wins)
+    return succ, fail
+
+
+RULES = ("bayes", "greedy", "wsls")
+
+
+def rule_choices(run: BanditRun, rule: str, *, table: BayesOptimalTable | None = None) -> torch.Tensor:
+    """Which arms a rule would pull at every state of ``run`` (the states the run's
+    policy visited): bool [N, T, K], True for each arm the rule picks (several on ties).
+
+    ``rule`` is ``"bayes"`` (the optimal arms of ``table``, a :class:`BayesOptimalTable`
+    for the run's ``K`` and ``T``), ``"greedy"`` (:func:`greedy_action`'s arms: untried
+    arms first, else the best empirical mean, all maxima) or ``"wsls"`` (win-stay,
+    lose-shift: the previous arm after a success, every other arm after a failure;
+    before the first pull, every arm)."""
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    s, f = counts_before_pulls(run)
+    n, t, k = s.shape
+    if rule == "bayes":
+        if not isinstance(table, BayesOptimalTable) or table.k != k or table.horizon < t:
+            raise ValueError(f"table must be a BayesOptimalTable for k={k} and a horizon of at least {t}")
+        idx = table._flat_index(s.reshape(-1, k), f.reshape(-1, k))
+        return table._on(idx.device)[idx].reshape(n, t, k)
+    if rule == "greedy":
+        pulls = s + f
+        mean = torch.where(pulls > 0, s / pulls.clamp_min(1.0), torch.full_like(s, math.inf))
+        return mean >= mean.max(2, keepdim=True).values
+    prev = torch.nn.functional.one_hot(run.actions[:, :-1], k).bool()        # [N, T-1, K]
+    won = run.rewards[:, :-1, None] > 0.5
+    choice = torch.where(won, prev, ~prev)
+    return torch.cat([torch.ones(n, 1, k, dtype=torch.bool, device=choice.device), choice], 1)
+
+
+@torch.no_grad()
+def net_choice_probs(net: nn.Module, run: BanditRun) -> torch.Tensor:
+    """The probability a frozen meta-learner (e.g. :class:`BanditRNNPolicy`) gives each
+    arm at every state of ``run``, fed the run's own history: float [N, T, K]. Run it on
+    the net's own run (:func:`run_policy` with :func:`net_policy`) to ask what the net
+    does in the states it actually reaches."""
+    if not isinstance(net, nn.Module):
+        raise ValueError(f"net must be an nn.Module, got {type(net).__name__}")
+    if not isinstance(run, BanditRun):
+        raise ValueError(f"run must be a BanditRun (from run_policy), got {type(run).__name__}")
+    n, t = run.actions.shape
+    k = run.probs.shape[1]
+    device = run.actions.device
+    state = net.initial_state(n, device)
+    last_a = torch.full((n,), -1, dtype=torch.long, device=device)
+    last_r = torch.zeros(n, device=device)
+    out = []
+    for step in range(t):
+        logits, _, state = net(bandit_observation(last_a, last_r, step, k, t), state)
+        out.append(torch.softmax(logits.float(), -1))
+        last_a, last_r = run.actions[:, step], run.rewards[:, step]
+    return torch.stack(out, 1)
+
+
+def agreement_where_rules_disagree(choice_probs: torch.Tensor, rule_a: torch.Tensor,
+                                   rule_b: torch.Tensor) -> dict:
+    """On the states where two rules pick disjoint sets of arms, how much probability
+    does a policy put on each rule's arms?
+
+    ``choice_probs`` float [N, T, K] (e.g. :func:`net_choice_probs`, or a one-hot of the
+    actions taken); ``rule_a``, ``rule_b`` bool [N, T, K] (:func:`rule_choices`). Returns
+    a dict: ``share`` (fraction of all states that are disputed), ``states`` (their
+    number), ``agree_a`` and ``agree_b`` (mean probability on rule a's and on rule b's
+    arms there; with ``K = 2`` they sum to 1), and ``agree_a_decided`` (mean probability
+    on rule a's arms over the states where rule a does not pick every arm: the policy's
+    overall agreement with rule a where there is a choice to get wrong; rule a with random
+    slips at the policy's own rate would score this on the disputed states too)."""
+    for name, value in (("choice_probs", choice_probs), ("rule_a", rule_a), ("rule_b", rule_b)):
+        if not isinstance(value, torch.Tensor) or value.dim() != 3:
+            raise ValueError(f"{name} must be a tensor of shape [N, T, K]")
+    if rule_a.shape != choice_probs.shape or rule_b.shape != choice_probs.shape:
+        raise ValueError("choice_probs, rule_a and rule_b must have the same shape [N, T, K]")
+    p = choice_probs.double()
+    on_a = (p * rule_a).sum(2)
+    on_b = (p * rule_b).sum(2)
+    disputed = ~(rule_a & rule_b).any(2)
+    count = int(disputed.sum())
+    nan = float("nan")
+    return {"share": disputed.double().mean().item(), "states": count,
+            "agree_a": on_a[disputed].mean().item() if count else nan,
+            "agree_b": on_b[disputed].mean().item() if count else nan,
+            "agree_a_decided": on_a[~rule_a.all(2)].mean().item() if (~rule_a.all(2)).any() else nan}

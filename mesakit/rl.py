@@ -18,6 +18,12 @@ share it:
   fused GRU call); it must give what stepping ``forward`` would, resetting the state
   after each ``done``. :func:`evaluate_stepwise` is that reference. Without it, the
   trainer keeps the graph of every step.
+* **Several networks in one policy** (training seeds as one batched program): a policy
+  may hold ``members = E`` networks, member ``e`` acting for environments
+  ``e * N/E ... (e + 1) * N/E - 1``. The trainer then gives every member the gradient of
+  its own mean loss (the mean loss times E), normalizes advantages per member, and clips
+  gradients per member with the policy's ``clip_grad_norm_per_member_(max_norm)`` when
+  it has one, so each member trains as it would alone (Adam is per element).
 
 :func:`train_a2c` collects ``rollout`` steps from all environments, computes advantages
 with GAE(lambda) (``gae_lambda=1`` gives Monte-Carlo/n-step returns), and takes one
@@ -124,12 +130,14 @@ def train_a2c(
     lr: float = 1e-3,
     lr_final: float | None = None,
     gamma: float = 0.99,
+    gamma_final: float | None = None,
     gae_lambda: float = 0.95,
     ent_coef: float = 0.01,
     ent_coef_final: float | None = None,
     vf_coef: float = 0.5,
     max_grad_norm: float = 0.5,
     normalize_advantages: bool = False,
+    reward_scale: float = 1.0,
     seed: int = 0,
     device: torch.device | str = "cpu",
     desc: str = "A2C",
@@ -138,13 +146,22 @@ def train_a2c(
     """Train ``policy`` on the vectorized ``env`` with advantage actor-critic.
 
     Each of the ``updates`` iterations plays ``rollout`` steps in all ``env.num_envs``
-    environments, then takes one Adam step. ``lr`` and ``ent_coef`` decay linearly to
-    ``lr_final`` and ``ent_coef_final`` (unchanged when those are None): a large entropy
-    bonus early keeps the policy exploring while it is still bad. ``env`` must already
+    environments, then takes one Adam step. ``lr``, ``ent_coef`` and ``gamma`` move
+    linearly to ``lr_final``, ``ent_coef_final`` and ``gamma_final`` over the run
+    (unchanged when those are None): a large entropy bonus early keeps the policy
+    exploring while it is still bad, and a discount that starts short-sighted and grows
+    lets long episodes learn the easy part first (low-variance returns), then the
+    far-sighted part. ``reward_scale`` multiplies the rewards the learner sees (not the
+    logged ones): with a discount close to 1 over long episodes, returns are large and a
+    scale such as ``1 - gamma`` keeps the value targets near 1. ``env`` must already
     live on ``device``; the policy is moved there. Same ``seed`` and machine, same run
     (the policy's initial weights are the caller's: seed before constructing it).
-    ``callback(update, log)`` runs after every update. Returns an :class:`A2CLog`; the
-    policy is left in eval mode."""
+    ``callback(update, log)`` runs after every update. Returns an :class:`A2CLog` (its
+    numbers are means over all environments, members included); the policy is left in
+    eval mode.
+
+    Raises ValueError naming the argument for a bad value, including a ``device`` that is
+    not a CPU or an available CUDA device (:func:`mesakit.check_device`)."""
     updates = check_positive_int("updates", updates)
     rollout = check_positive_int("rollout", rollout)
     if not isinstance(policy, nn.Module):
@@ -159,11 +176,15 @@ def train_a2c(
         if value is not None and not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
             raise ValueError(f"{name} must be a positive number, got {value!r}")
     check_in_range("gamma", gamma, 0.0, 1.0)
+    if gamma_final is not None:
+        check_in_range("gamma_final", gamma_final, 0.0, 1.0)
     check_in_range("gae_lambda", gae_lambda, 0.0, 1.0)
     check_in_range("ent_coef", ent_coef, 0.0, 1e3)
     if ent_coef_final is not None:
         check_in_range("ent_coef_final", ent_coef_final, 0.0, 1e3)
     check_in_range("vf_coef", vf_coef, 0.0, 1e3)
+    if isinstance(reward_scale, bool) or not isinstance(reward_scale, (int, float)) or not reward_scale > 0:
+        raise ValueError(f"reward_scale must be a positive number, got {reward_scale!r}")
     check_in_range("max_grad_norm", max_grad_norm, 0.0, 1e6)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -171,8 +192,15 @@ def train_a2c(
         raise ValueError("callback must be callable or None")
     lr_final = lr if lr_final is None else lr_final
     ent_final = ent_coef if ent_coef_final is None else ent_coef_final
+    gamma_end = gamma if gamma_final is None else gamma_final
 
-    device = torch.device(device)
+    device = check_device("device", device)
+    members = getattr(policy, "members", 1)
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+        raise ValueError(f"policy.members must be a positive int (the number of networks the "
+                         f"policy holds), got {members!r}")
+    if members > 1 and env.num_envs % members:
+        raise ValueError(f"env.num_envs ({env.num_envs}) must be a multiple of policy.members ({members})")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     policy.to(device).train()
@@ -190,6 +218,7 @@ def train_a2c(
         for group in opt.param_groups:
             group["lr"] = _linear(lr, lr_final, frac)
         beta = _linear(ent_coef, ent_final, frac)
+        discount = _linear(gamma, gamma_end, frac)
         if state is not None:
             state = state.detach()
 
@@ -232,18 +261,25 @@ def train_a2c(
         with torch.no_grad():
             _, last_value, _ = policy(obs, state)
         rewards_t, dones_t = torch.stack(rewards), torch.stack(dones)
-        adv, returns = gae_advantages(rewards_t, values_t.detach(), dones_t, last_value.detach(),
-                                      gamma=gamma, gae_lambda=gae_lambda)
-        if normalize_advantages:
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        adv, returns = gae_advantages(rewards_t * reward_scale, values_t.detach(), dones_t, last_value.detach(),
+                                      gamma=discount, gae_lambda=gae_lambda)
+        if normalize_advantages:   # per member, so members stay independent
+            a = adv.reshape(adv.shape[0], members, -1)
+            a = (a - a.mean((0, 2), keepdim=True)) / (a.std((0, 2), keepdim=True) + 1e-8)
+            adv = a.reshape(adv.shape)
         policy_loss = -(adv * logps_t).mean()
         value_loss = 0.5 * (returns - values_t).pow(2).mean()
         entropy = ent_t.mean()
         loss = policy_loss + vf_coef * value_loss - beta * entropy
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        # A policy of several networks (``members``; each owns an equal block of the
+        # environments) gets each member the gradient of its own mean loss, as if alone.
+        (loss * members).backward()
         if max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
+            if members > 1 and hasattr(policy, "clip_grad_norm_per_member_"):
+                policy.clip_grad_norm_per_member_(max_grad_norm)
+            else:
+                nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
         opt.step()
 
         log.mean_reward.append(rewards_t.mean().item())

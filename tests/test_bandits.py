@@ -236,7 +236,107 @@ def test_train_meta_learner_is_deterministic_and_frozen():
     (lambda: B.BanditRNNPolicy(1), "k"),
     (lambda: B.BanditRNNPolicy(2, memory="yes"), "memory"),
     (lambda: B.net_policy("net"), "net"),
+    (lambda: B.MetaBanditEnv(4, 2, 5, device="cuda:99"), "device"),
+    (lambda: B.sample_arm_probs(4, 2, device="tpu"), "device"),
+    (lambda: B.train_meta_learner(2, 5, updates=1, device="nope"), "device"),
+    (lambda: B.train_meta_learners(2, 5, seeds=[], updates=1), "seeds"),
+    (lambda: B.train_meta_learners(2, 5, seeds=[0, 1], memory=[True], updates=1), "memory"),
+    (lambda: B.BanditRNNGroup([]), "nets"),
+    (lambda: B.agreement_where_rules_disagree(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 3)), "choice_probs"),
 ])
 def test_bad_inputs_raise_value_error_naming_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+# ---------------------------------------------------------------------------- seeds as one program
+def test_group_members_match_single_networks_and_train_independently():
+    torch.manual_seed(0)
+    a = B.BanditRNNPolicy(2, 16)
+    torch.manual_seed(1)
+    b = B.BanditRNNPolicy(2, 16, memory=False)
+    group = B.BanditRNNGroup([a, b])
+    obs, h = torch.rand(10, 5), torch.randn(10, 1, 16)
+    lg, v, h2 = group(obs, h)
+    for rows, net in ((slice(0, 5), a), (slice(5, 10), b)):
+        lg1, v1, h1 = net(obs[rows], h[rows])
+        assert torch.allclose(lg[rows], lg1, atol=1e-6) and torch.allclose(v[rows], v1, atol=1e-6)
+        assert torch.allclose(h2[rows], h1, atol=1e-6)
+    m = group.member(1)
+    assert isinstance(m, B.BanditRNNPolicy) and not m.memory
+    assert torch.allclose(m(obs[5:], h[5:])[0], lg[5:], atol=1e-6)
+    # A member's gradient is its own: the loss of member 0 leaves member 1's gradient at 0.
+    group.zero_grad()
+    group(obs, h)[0][:5].sum().backward()
+    assert group.w_ih.grad[1].abs().max() == 0 and group.w_ih.grad[0].abs().max() > 0
+    norms = group.clip_grad_norm_per_member_(1e-3)
+    assert norms[0] > 1e-3 and norms[1] == 0
+    total = torch.cat([p.grad[0].reshape(-1) for p in group.parameters()]).norm()
+    assert total == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_train_meta_learners_matches_seed_and_learns():
+    nets, log = B.train_meta_learners(2, 10, seeds=[4, 5], memory=[True, False], hidden=8, batch=16,
+                                      updates=2, env_seed=0)
+    torch.manual_seed(5)
+    fresh = B.BanditRNNPolicy(2, 8, memory=False)
+    assert len(nets) == 2 and nets[0].memory and not nets[1].memory
+    assert not any(p.requires_grad for p in nets[0].parameters())
+    # trained: moved away from the seed's initial weights, but not far in two steps
+    diff = (nets[1].core.head.weight - fresh.core.head.weight).abs().max().item()
+    assert 0 < diff < 0.1
+    again, _ = B.train_meta_learners(2, 10, seeds=[4, 5], memory=[True, False], hidden=8, batch=16,
+                                     updates=2, env_seed=0)
+    assert all(torch.equal(p, q) for p, q in zip(nets[0].parameters(), again[0].parameters()))
+
+
+# ---------------------------------------------------------------------------- rules and agreement
+def test_counts_and_rule_choices_on_a_hand_made_run():
+    actions = torch.tensor([[0, 0, 1, 1]])
+    rewards = torch.tensor([[1.0, 0.0, 0.0, 1.0]])
+    run = B.BanditRun(actions, rewards, torch.tensor([[0.5, 0.5]]))
+    s, f = B.counts_before_pulls(run)
+    assert s[0].tolist() == [[0, 0], [1, 0], [1, 0], [1, 0]]
+    assert f[0].tolist() == [[0, 0], [0, 0], [1, 0], [1, 1]]
+    wsls = B.rule_choices(run, "wsls")[0].tolist()
+    assert wsls == [[True, True], [True, False], [False, True], [True, False]]
+    greedy = B.rule_choices(run, "greedy")[0].tolist()
+    # t=1: arm 1 untried; t=2: arm 1 untried; t=3: means 0.5 vs 0 -> arm 0
+    assert greedy == [[True, True], [False, True], [False, True], [True, False]]
+    table = B.bayes_optimal_table(2, 4)
+    bayes = B.rule_choices(run, "bayes", table=table)[0]
+    assert bayes[0].all() and bayes[1].tolist() == [True, False]     # stay on a paying arm
+    with pytest.raises(ValueError, match="rule"):
+        B.rule_choices(run, "ucb")
+    with pytest.raises(ValueError, match="table"):
+        B.rule_choices(run, "bayes")
+
+
+def test_agreement_scores_the_rules_themselves_and_random_play():
+    k, horizon = 2, 8
+    table = B.bayes_optimal_table(k, horizon)
+    probs = B.sample_arm_probs(3000, k, seed=3)
+    for rule, policy in (("wsls", None), ("greedy", B.greedy_policy())):
+        run = B.run_policy(policy or B.random_policy(), probs, horizon, seed=1)
+        bayes = B.rule_choices(run, "bayes", table=table)
+        mine = B.rule_choices(run, rule)
+        uniform = torch.full(bayes.shape, 1.0 / k)
+        out = B.agreement_where_rules_disagree(uniform, bayes, mine)
+        assert out["states"] > 0 and abs(out["agree_a"] - 0.5) < 1e-9 and abs(out["agree_b"] - 0.5) < 1e-9
+        # The rule's own choices put everything on the rule, nothing on Bayes.
+        follow_rule = mine.double() / mine.double().sum(2, keepdim=True)
+        out = B.agreement_where_rules_disagree(follow_rule, bayes, mine)
+        assert out["agree_a"] == 0 and out["agree_b"] == pytest.approx(1.0)
+        follow_bayes = bayes.double() / bayes.double().sum(2, keepdim=True)
+        out = B.agreement_where_rules_disagree(follow_bayes, bayes, mine)
+        assert out["agree_a"] == pytest.approx(1.0) and out["agree_a_decided"] == pytest.approx(1.0)
+
+
+def test_net_choice_probs_match_net_policy():
+    torch.manual_seed(0)
+    net = B.BanditRNNPolicy(2, 16).eval()
+    probs = B.sample_arm_probs(64, 2, seed=0)
+    run = B.run_policy(B.net_policy(net, greedy=True), probs, 6, seed=0)
+    p = B.net_choice_probs(net, run)
+    assert p.shape == (64, 6, 2) and torch.allclose(p.sum(2), torch.ones(64, 6))
+    assert torch.equal(p.argmax(2), run.actions)       # the greedy net took its argmax

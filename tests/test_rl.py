@@ -161,6 +161,10 @@ def test_a2c_is_deterministic():
     (dict(ent_coef=-1.0), "ent_coef"),
     (dict(seed=-1), "seed"),
     (dict(callback=3), "callback"),
+    (dict(device="tpu"), "device"),
+    (dict(gamma_final=1.5), "gamma_final"),
+    (dict(reward_scale=0.0), "reward_scale"),
+    (dict(device="not a device"), "device"),
 ])
 def test_bad_arguments_raise_value_error(kwargs, name):
     args = dict(updates=1, rollout=1)
@@ -174,3 +178,13 @@ def test_bad_env_or_policy_raise_value_error():
         rl.train_a2c(Linear(), object(), updates=1, rollout=1)
     with pytest.raises(ValueError, match="policy"):
         rl.train_a2c("policy", CueEnv(), updates=1, rollout=1)
+
+
+def test_policy_members_must_divide_the_environments():
+    policy = Linear()
+    policy.members = 3
+    with pytest.raises(ValueError, match="multiple of policy.members"):
+        rl.train_a2c(policy, CueEnv(n=128), updates=1, rollout=1)
+    policy.members = 0
+    with pytest.raises(ValueError, match="members"):
+        rl.train_a2c(policy, CueEnv(n=128), updates=1, rollout=1)
