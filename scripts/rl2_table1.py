@@ -9,7 +9,15 @@ in the background, on one thread, e.g.
     OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python scripts/rl2_table1.py --seed 0
 
 It prints the CPU time it used. Checkpoint evaluations (every --eval-every updates) show
-the learning curve.
+the learning curve. Every field of ``mesakit.bandits.PAPER_SCALE_RECIPE`` can be
+overridden from the command line (e.g. ``--gamma 0.99 --gamma-final 0.99``).
+
+What we learned choosing the recipe (k = 5, n = 100, A2C, single runs, first 100-300
+updates): a fixed discount of 0.95 or more, with or without normalized advantages, GAE
+lambda 0.3 or 0.95, learning rates 3e-3 to 1e-2, left the policy at random play (about
+50) and its entropy collapsed onto one arm within a few hundred updates; the lesson's
+discount of 0.9 learns but stays short-sighted (68.5 after 600 updates, below greedy
+play). The recipe therefore starts at 0.9 and moves the discount linearly to 0.99.
 """
 from __future__ import annotations
 
