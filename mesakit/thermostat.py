@@ -1,8 +1,11 @@
-"""A batch of rooms to keep warm, and three ways of doing it.
+"""A batch of rooms to keep warm, and four ways of doing it.
 
 Chapter 1, lesson 1 ("Thermostats and planners") compares a hand-written thermostat, a
-neural controller trained by gradient descent, and a random-shooting planner on the same
-task. Everything here is vectorized: a batch of rooms is a 1-D tensor of temperatures.
+neural controller trained by gradient descent for one setpoint, a goal-conditioned neural
+controller trained with the setpoint as an input, and a random-shooting planner on the
+same task. Everything here is vectorized: a batch of rooms is a 1-D tensor of
+temperatures, and several training seeds train as one batched program
+(:func:`train_controllers`).
 
 The dynamics of room ``i`` (one step is, say, ten minutes)::
 
@@ -15,8 +18,9 @@ With the default parameters a constant power ``p`` holds the room at
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+import copy
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -34,6 +38,10 @@ __all__ = [
     "hand_controller",
     "NeuralController",
     "train_neural_controller",
+    "GoalConditionedController",
+    "train_goal_conditioned_controller",
+    "TrainedControllers",
+    "train_controllers",
     "random_shooting_planner",
     "fit_behavioral_setpoint",
     "mean_abs_error",
@@ -107,12 +115,6 @@ def _setpoint_tensor(setpoint, n: int, device, dtype) -> torch.Tensor:
     return torch.full((n,), value, device=device, dtype=dtype)
 
 
-def _resolve_device(device, fallback: torch.Tensor | None = None) -> torch.device:
-    if device is None:
-        return fallback.device if fallback is not None else torch.device("cpu")
-    return check_device("device", device)
-
-
 # ----------------------------------------------------------------------------- dynamics
 
 
@@ -145,13 +147,17 @@ def step(temp: torch.Tensor, power: torch.Tensor, params: ThermostatParams, *,
 
 def initial_temps(n_rooms: int, *, low: float = 12.0, high: float = 28.0, seed: int,
                   device: torch.device | str | None = None) -> torch.Tensor:
-    """Starting temperatures, uniform in ``[low, high]``, shape ``(n_rooms,)``."""
+    """Starting temperatures, uniform in ``[low, high]`` degrees C, shape ``(n_rooms,)``,
+    drawn on the CPU from ``seed`` and moved to ``device`` (default CPU), so the same
+    seed gives the same rooms on any device. Raises ValueError naming ``n_rooms``,
+    ``low``, ``high``, ``seed`` or ``device`` (e.g. CUDA asked for and absent)."""
+    device = check_device("device", device)
     n_rooms = check_positive_int("n_rooms", n_rooms)
     low = check_in_range("low", low, -100.0, 100.0)
     high = check_in_range("high", high, low, 100.0)
     gen = make_generator(seed)
     temps = low + (high - low) * torch.rand(n_rooms, generator=gen)
-    return temps.to(_resolve_device(device))
+    return temps.to(device)
 
 
 Policy = Callable[[torch.Tensor, int], torch.Tensor]
@@ -249,10 +255,14 @@ class NeuralController(nn.Module):
     """A small MLP mapping temperature -> power in ``[0, max_power]``.
 
     Its only input is the temperature (rescaled by fixed physical constants, not by any
-    setpoint): the setpoint it was trained for lives in its weights, not in its inputs."""
+    setpoint): the setpoint it was trained for lives in its weights, not in its inputs.
+    ``forward(temp)``: any float tensor of temperatures (degrees C) -> powers of the same
+    shape."""
 
     def __init__(self, params: ThermostatParams, hidden: int = 32):
         super().__init__()
+        _check_params(params)
+        hidden = check_positive_int("hidden", hidden)
         self.outside_temp = float(params.outside_temp)
         self.scale = float(params.heat_gain * params.max_power / params.leak)
         self.max_power = float(params.max_power)
@@ -260,9 +270,244 @@ class NeuralController(nn.Module):
                                  nn.Linear(hidden, hidden), nn.Tanh(),
                                  nn.Linear(hidden, 1))
 
+    def features(self, temp: torch.Tensor, setpoint=None) -> torch.Tensor:
+        """The network's input, shape ``temp.shape + (1,)``; ``setpoint`` is ignored
+        (there is no place for it)."""
+        return ((temp - self.outside_temp) / self.scale).unsqueeze(-1)
+
     def forward(self, temp: torch.Tensor) -> torch.Tensor:
-        x = ((temp - self.outside_temp) / self.scale).unsqueeze(-1)
-        return self.max_power * torch.sigmoid(self.net(x)).squeeze(-1)
+        return self.max_power * torch.sigmoid(self.net(self.features(temp))).squeeze(-1)
+
+
+class GoalConditionedController(nn.Module):
+    """A small MLP mapping (temperature, setpoint) -> power in ``[0, max_power]``.
+
+    The same architecture as :class:`NeuralController` with a second input: the setpoint,
+    rescaled by the same fixed physical constants as the temperature. Trained over a range
+    of setpoints (:func:`train_goal_conditioned_controller`) it is a learned *family* of
+    controllers indexed by the goal: it can be retargeted by changing an input, with no
+    search at run time. Nothing guarantees what it does for setpoints outside the range it
+    was trained on.
+
+    ``forward(temp, setpoint)``: ``temp`` a float tensor of temperatures (degrees C);
+    ``setpoint`` a number or a tensor broadcastable to ``temp.shape`` (one goal per room).
+    Returns powers of shape ``temp.shape``. Raises ValueError naming ``temp`` or
+    ``setpoint`` for a non-tensor, a non-float tensor, a shape that does not broadcast, or
+    non-finite values."""
+
+    def __init__(self, params: ThermostatParams, hidden: int = 32):
+        super().__init__()
+        _check_params(params)
+        hidden = check_positive_int("hidden", hidden)
+        self.outside_temp = float(params.outside_temp)
+        self.scale = float(params.heat_gain * params.max_power / params.leak)
+        self.max_power = float(params.max_power)
+        self.net = nn.Sequential(nn.Linear(2, hidden), nn.Tanh(),
+                                 nn.Linear(hidden, hidden), nn.Tanh(),
+                                 nn.Linear(hidden, 1))
+
+    def features(self, temp: torch.Tensor, setpoint) -> torch.Tensor:
+        """The network's input, shape ``temp.shape + (2,)``: rescaled temperature and
+        rescaled setpoint."""
+        if not isinstance(temp, torch.Tensor) or not temp.is_floating_point():
+            raise ValueError(f"temp must be a floating-point torch.Tensor, got {type(temp).__name__}")
+        if isinstance(setpoint, torch.Tensor):
+            if not setpoint.is_floating_point():
+                raise ValueError("setpoint must be a number or a floating-point tensor, "
+                                 f"got a tensor of dtype {setpoint.dtype}")
+            try:
+                goal = torch.broadcast_to(setpoint.to(temp.device, temp.dtype), temp.shape)
+            except RuntimeError:
+                raise ValueError(f"setpoint must broadcast to temp's shape {tuple(temp.shape)}, "
+                                 f"got shape {tuple(setpoint.shape)}") from None
+            if not torch.isfinite(goal).all():
+                raise ValueError("setpoint must contain only finite numbers")
+        else:
+            goal = torch.full_like(temp, check_in_range("setpoint", setpoint, -100.0, 100.0))
+        return torch.stack([(temp - self.outside_temp) / self.scale,
+                            (goal - self.outside_temp) / self.scale], dim=-1)
+
+    def forward(self, temp: torch.Tensor, setpoint) -> torch.Tensor:
+        return self.max_power * torch.sigmoid(self.net(self.features(temp, setpoint))).squeeze(-1)
+
+
+@dataclass
+class TrainedControllers:
+    """What :func:`train_controllers` returns.
+
+    ``seeds``: the training seeds, one member each. ``members``: the trained controllers
+    (eval mode), ``members[i]`` trained with ``seeds[i]``. ``losses``: tensor of shape
+    ``(steps, len(seeds))``, the base objective (mean per-step squared error, degrees C
+    squared) at every step. ``snapshots``: ``{step: [controller per seed]}``, copies taken
+    after the requested ``checkpoints`` steps, for curves against training budget.
+    ``goal_conditioned``, ``setpoint``, ``setpoint_range``: how they were trained."""
+
+    seeds: list[int]
+    members: list[nn.Module]
+    losses: torch.Tensor
+    snapshots: dict[int, list[nn.Module]] = field(default_factory=dict)
+    goal_conditioned: bool = False
+    setpoint: float | None = None
+    setpoint_range: tuple[float, float] | None = None
+
+
+class _StackedMLP:
+    """The MLPs of E controllers as stacked tensors (layer weights ``(E, in, out)``,
+    biases ``(E, 1, out)``), run with one batched matrix product per layer: E tiny
+    networks cost about as much as one. Each member's parameters are its own slices, so
+    its gradients and Adam's per-element state are its own."""
+
+    def __init__(self, members: list[nn.Module], device: torch.device):
+        self.template = members[0]
+        linears = [[m for m in member.net if isinstance(m, nn.Linear)] for member in members]
+        self.weights = [torch.stack([ls[k].weight.detach().T for ls in linears]).to(device)
+                        .clone().requires_grad_() for k in range(len(linears[0]))]
+        self.biases = [torch.stack([ls[k].bias.detach()[None] for ls in linears]).to(device)
+                       .clone().requires_grad_() for k in range(len(linears[0]))]
+
+    def parameters(self) -> list[torch.Tensor]:
+        return self.weights + self.biases
+
+    def __call__(self, temp: torch.Tensor, setpoint: torch.Tensor | None) -> torch.Tensor:
+        """``temp`` (and ``setpoint``) of shape ``(E, n)`` -> powers ``(E, n)``."""
+        x = self.template.features(temp, setpoint)
+        last = len(self.weights) - 1
+        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(b, x, w)
+            if k < last:
+                x = torch.tanh(x)
+        return self.template.max_power * torch.sigmoid(x).squeeze(-1)
+
+    def export(self) -> list[nn.Module]:
+        """Plain modules holding the current weights (copies, eval mode)."""
+        out = []
+        for i in range(self.weights[0].shape[0]):
+            module = copy.deepcopy(self.template)
+            linears = [m for m in module.net if isinstance(m, nn.Linear)]
+            with torch.no_grad():
+                for lin, w, b in zip(linears, self.weights, self.biases):
+                    lin.weight.copy_(w[i].T)
+                    lin.bias.copy_(b[i, 0])
+            out.append(module.eval())
+        return out
+
+
+def _check_lr(lr) -> float:
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    return float(lr)
+
+
+def _check_setpoint_range(setpoint_range) -> tuple[float, float]:
+    try:
+        lo, hi = setpoint_range
+    except (TypeError, ValueError):
+        raise ValueError(f"setpoint_range must be a pair (low, high), got {setpoint_range!r}") from None
+    lo = check_in_range("setpoint_range[0]", lo, -100.0, 100.0)
+    hi = check_in_range("setpoint_range[1]", hi, -100.0, 100.0)
+    if not lo < hi:
+        raise ValueError(f"setpoint_range must have low < high, got {setpoint_range!r}")
+    return lo, hi
+
+
+def train_controllers(*, seeds: Sequence[int], steps: int = 200, goal_conditioned: bool = False,
+                      setpoint: float = 20.0, setpoint_range: tuple[float, float] = (15.0, 25.0),
+                      checkpoints: Sequence[int] = (),
+                      device: torch.device | str | None = None,
+                      params: ThermostatParams | None = None, n_rooms: int = 128,
+                      horizon: int = 15, hidden: int = 32, lr: float = 2e-2,
+                      ) -> TrainedControllers:
+    """Train one neural controller per seed by gradient descent, all seeds as one batched
+    program.
+
+    Each step, every member simulates its own ``n_rooms`` rooms (starting uniformly in
+    [12, 28] degrees C) for ``horizon`` steps with process noise, differentiating through
+    the simulator, and takes an Adam step on the base objective: the mean per-step squared
+    distance to the goal, ``tracking_cost / horizon`` (degrees C squared).
+
+    With ``goal_conditioned=False`` the members are :class:`NeuralController` s trained for
+    the one fixed ``setpoint``. With ``goal_conditioned=True`` they are
+    :class:`GoalConditionedController` s, and every training room gets its own goal drawn
+    uniformly from ``setpoint_range`` (and fed to the network as an input).
+
+    Member ``i`` is what training alone with ``seeds[i]`` gives
+    (:func:`train_neural_controller`, :func:`train_goal_conditioned_controller`), up to
+    float rounding: its initial weights are the module built after
+    ``torch.manual_seed(seeds[i])`` (the global random state is restored afterwards), its
+    rooms, goals and noise come from ``make_generator(seeds[i])`` on the CPU, and its
+    parameters, gradients and Adam state are its own slices. ``checkpoints``: training
+    steps after which copies of all members are kept (for curves against training budget).
+
+    Returns a :class:`TrainedControllers`. Raises ValueError naming ``seeds``, ``steps``,
+    ``checkpoints``, ``setpoint``, ``setpoint_range``, ``device``, ``params``, ``n_rooms``,
+    ``horizon``, ``hidden`` or ``lr``. Learning a controller by backpropagating through a
+    differentiable model of the plant goes back to Nguyen and Widrow's truck backer-upper
+    (IEEE Control Systems Magazine, 1990); a network that takes the goal as an input is in
+    the spirit of Schaul et al.'s universal value function approximators (ICML 2015)."""
+    device = check_device("device", device)
+    seeds = [check_positive_int("seeds[i]", s, minimum=0) for s in _as_list("seeds", seeds)]
+    steps = check_positive_int("steps", steps)
+    if not isinstance(goal_conditioned, bool):
+        raise ValueError(f"goal_conditioned must be True or False, got {goal_conditioned!r}")
+    setpoint = check_in_range("setpoint", setpoint, -100.0, 100.0)
+    lo, hi = _check_setpoint_range(setpoint_range)
+    ckpts = sorted({check_positive_int("checkpoints[i]", c) for c in _as_list("checkpoints", checkpoints,
+                                                                               allow_empty=True)})
+    if ckpts and ckpts[-1] > steps:
+        raise ValueError(f"checkpoints must lie in [1, steps={steps}], got {ckpts[-1]}")
+    params = ThermostatParams() if params is None else _check_params(params)
+    n_rooms = check_positive_int("n_rooms", n_rooms)
+    horizon = check_positive_int("horizon", horizon)
+    hidden = check_positive_int("hidden", hidden)
+    lr = _check_lr(lr)
+
+    kind = GoalConditionedController if goal_conditioned else NeuralController
+    members = []
+    with torch.random.fork_rng(devices=[]):
+        for s in seeds:
+            torch.manual_seed(s)
+            members.append(kind(params, hidden=hidden))
+    mlp = _StackedMLP(members, device)
+    opt = torch.optim.Adam(mlp.parameters(), lr=lr)
+    gens = [make_generator(s) for s in seeds]
+    losses, snapshots = [], {}
+    desc = "training goal-conditioned controllers" if goal_conditioned else "training neural controllers"
+    for k in progress(range(1, steps + 1), desc=desc):
+        temps, goals, noises = [], [], []
+        for g in gens:  # each member's own random stream, drawn as training alone would
+            temps.append(12.0 + 16.0 * torch.rand(n_rooms, generator=g))
+            if goal_conditioned:
+                goals.append(lo + (hi - lo) * torch.rand(n_rooms, generator=g))
+            noises.append(params.noise_std * torch.randn(horizon, n_rooms, generator=g))
+        temp = torch.stack(temps).to(device)                      # (E, rooms)
+        noise = torch.stack(noises, dim=1).to(device)             # (horizon, E, rooms)
+        goal = (torch.stack(goals).to(device) if goal_conditioned
+                else torch.full_like(temp, setpoint))
+        visited = []
+        for t in range(horizon):
+            temp = expected_next_temp(temp, mlp(temp, goal), params) + noise[t]
+            visited.append(temp)
+        loss = tracking_cost(torch.stack(visited, dim=-1), goal).mean(dim=-1) / horizon  # (E,)
+        opt.zero_grad()
+        loss.sum().backward()
+        opt.step()
+        losses.append(loss.detach().cpu())
+        if k in ckpts:
+            snapshots[k] = [m.to(device) for m in mlp.export()]
+    return TrainedControllers(seeds=seeds, members=[m.to(device) for m in mlp.export()],
+                              losses=torch.stack(losses), snapshots=snapshots,
+                              goal_conditioned=goal_conditioned,
+                              setpoint=None if goal_conditioned else setpoint,
+                              setpoint_range=(lo, hi) if goal_conditioned else None)
+
+
+def _as_list(name: str, values, allow_empty: bool = False) -> list:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"{name} must be a sequence of integers, got {values!r}")
+    values = list(values)
+    if not values and not allow_empty:
+        raise ValueError(f"{name} must name at least one value, got an empty sequence")
+    return values
 
 
 def train_neural_controller(setpoint: float, *, steps: int = 200, seed: int,
@@ -276,37 +521,36 @@ def train_neural_controller(setpoint: float, *, steps: int = 200, seed: int,
     ``horizon`` steps with process noise, differentiating through the simulator, and
     takes an Adam step on the mean per-step squared error ``tracking_cost / horizon``
     (the base objective). Deterministic for a given ``seed`` on a given machine. Returns
-    ``(controller, losses)`` with the controller in eval mode on ``device``."""
-    setpoint = check_in_range("setpoint", setpoint, -100.0, 100.0)
-    steps = check_positive_int("steps", steps)
-    n_rooms = check_positive_int("n_rooms", n_rooms)
-    horizon = check_positive_int("horizon", horizon)
-    hidden = check_positive_int("hidden", hidden)
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    params = ThermostatParams() if params is None else _check_params(params)
-    device = _resolve_device(device)
-    gen = make_generator(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        controller = NeuralController(params, hidden=hidden)
-    controller = controller.to(device)
-    opt = torch.optim.Adam(controller.parameters(), lr=lr)
-    losses: list[float] = []
-    for _ in progress(range(steps), desc="training the neural controller"):
-        temp = (12.0 + 16.0 * torch.rand(n_rooms, generator=gen)).to(device)
-        noise = (params.noise_std * torch.randn(horizon, n_rooms, generator=gen)).to(device)
-        visited = []
-        for t in range(horizon):
-            temp = expected_next_temp(temp, controller(temp), params) + noise[t]
-            visited.append(temp)
-        loss = tracking_cost(torch.stack(visited, dim=1), setpoint).mean() / horizon
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    controller.eval()
-    return controller, losses
+    ``(controller, losses)`` with the controller in eval mode on ``device``. One member
+    of :func:`train_controllers`; raises ValueError as it does."""
+    device = check_device("device", device)
+    seed = check_positive_int("seed", seed, minimum=0)
+    run = train_controllers(seeds=[seed], steps=steps, goal_conditioned=False, setpoint=setpoint,
+                            device=device, params=params, n_rooms=n_rooms, horizon=horizon,
+                            hidden=hidden, lr=lr)
+    return run.members[0], run.losses[:, 0].tolist()
+
+
+def train_goal_conditioned_controller(setpoint_range: tuple[float, float] = (15.0, 25.0), *,
+                                      steps: int = 200, seed: int,
+                                      device: torch.device | str | None = None,
+                                      params: ThermostatParams | None = None, n_rooms: int = 128,
+                                      horizon: int = 15, hidden: int = 32, lr: float = 2e-2,
+                                      ) -> tuple[GoalConditionedController, list[float]]:
+    """Train a :class:`GoalConditionedController` by gradient descent, with the setpoint
+    as an input drawn uniformly from ``setpoint_range`` (degrees C) for every training room.
+
+    Otherwise as :func:`train_neural_controller`: ``horizon``-step rollouts of ``n_rooms``
+    noisy rooms, backpropagation through the simulator, Adam on the mean per-step squared
+    distance to each room's own goal. Returns ``(controller, losses)``, the controller in
+    eval mode on ``device``. One member of :func:`train_controllers`; raises ValueError as
+    it does (e.g. naming ``setpoint_range`` when it is not a pair ``low < high``)."""
+    device = check_device("device", device)
+    seed = check_positive_int("seed", seed, minimum=0)
+    run = train_controllers(seeds=[seed], steps=steps, goal_conditioned=True,
+                            setpoint_range=setpoint_range, device=device, params=params,
+                            n_rooms=n_rooms, horizon=horizon, hidden=hidden, lr=lr)
+    return run.members[0], run.losses[:, 0].tolist()
 
 
 # ----------------------------------------------------------------------------- the planner
@@ -333,11 +577,12 @@ def random_shooting_planner(temp: torch.Tensor, setpoint, *, horizon: int, n_sam
     ``(n_rooms,)`` on ``device`` (default: ``temp``'s device). The objective is an input:
     changing ``setpoint`` retargets the planner with no retraining; ``n_samples`` is its
     test-time compute knob."""
+    device = None if device is None else check_device("device", device)
     _check_temps("temp", temp)
     horizon = check_positive_int("horizon", horizon)
     n_samples = check_positive_int("n_samples", n_samples)
     _check_params(params)
-    device = _resolve_device(device, temp)
+    device = temp.device if device is None else device
     temp = temp.to(device)
     n_rooms = temp.shape[0]
     goal = _setpoint_tensor(setpoint, n_rooms, device, temp.dtype)

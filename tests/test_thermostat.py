@@ -121,6 +121,88 @@ def test_behavioral_fit_recovers_the_setpoint_of_known_controllers():
     assert single.dim() == 0 and single.item() == 26.0
 
 
+def test_neural_controller_has_no_goal_input():
+    net = th.NeuralController(P)
+    assert net.net[0].in_features == 1
+    with pytest.raises(TypeError):
+        net(torch.zeros(3), 26.0)
+
+
+def test_goal_conditioned_controller_shapes_and_range():
+    torch.manual_seed(0)
+    net = th.GoalConditionedController(P, hidden=8)
+    temp = torch.linspace(12, 28, 6)
+    for goal in (20.0, torch.tensor(20.0), torch.full((6,), 20.0)):
+        out = net(temp, goal)
+        assert out.shape == (6,) and out.min() >= 0 and out.max() <= P.max_power
+    assert torch.equal(net(temp, 20.0), net(temp, torch.full((6,), 20.0)))
+    grid = temp.reshape(2, 3)                                  # any batch shape
+    assert net(grid, torch.tensor([15.0, 20.0, 25.0])).shape == (2, 3)
+    assert net(grid, torch.full((2, 1), 18.0)).shape == (2, 3)
+    assert net.features(temp, 20.0).shape == (6, 2)
+    # the goal is an input: changing it changes the output
+    assert not torch.equal(net(temp, 15.0), net(temp, 25.0))
+
+
+def test_goal_conditioned_training_learns_to_follow_its_input():
+    c1, l1 = th.train_goal_conditioned_controller((15.0, 25.0), steps=60, seed=0, n_rooms=32, horizon=8)
+    c2, l2 = th.train_goal_conditioned_controller((15.0, 25.0), steps=60, seed=0, n_rooms=32, horizon=8)
+    assert l1 == l2 and len(l1) == 60
+    temp = torch.full((3,), 20.0)
+    assert torch.equal(c1(temp, 22.0), c2(temp, 22.0))
+    assert sum(l1[-10:]) < 0.5 * sum(l1[:10])
+    # at the same temperature, a warmer goal asks for more power
+    power = c1(temp, torch.tensor([16.0, 20.0, 24.0]))
+    assert power[0] < power[1] < power[2]
+    # and it holds rooms near a goal inside its training range
+    init = th.initial_temps(64, seed=0)
+    temps, _ = th.rollout(lambda t, k: c1(t, 23.0), init, n_steps=40, params=P, seed=0)
+    assert th.mean_abs_error(temps, 23.0) < 0.6
+
+
+def test_batched_training_equals_training_each_seed_alone():
+    kw = dict(steps=12, n_rooms=16, horizon=5, hidden=8)
+    run = th.train_controllers(seeds=[3, 0], checkpoints=[4, 12], **kw)
+    assert run.losses.shape == (12, 2) and sorted(run.snapshots) == [4, 12]
+    assert run.setpoint == 20.0 and run.setpoint_range is None and not run.goal_conditioned
+    temp = torch.linspace(12, 28, 7)
+    for i, seed in enumerate([3, 0]):
+        alone, losses = th.train_neural_controller(20.0, seed=seed, **kw)
+        torch.testing.assert_close(run.losses[:, i], torch.tensor(losses), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(run.members[i](temp), alone(temp), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(run.snapshots[12][i](temp), alone(temp), rtol=1e-5, atol=1e-6)
+    assert not torch.equal(run.snapshots[4][0](temp), run.snapshots[12][0](temp))
+    gc = th.train_controllers(seeds=[1, 2], goal_conditioned=True, setpoint_range=(16.0, 24.0), **kw)
+    assert gc.goal_conditioned and gc.setpoint is None and gc.setpoint_range == (16.0, 24.0)
+    for i, seed in enumerate([1, 2]):
+        alone, _ = th.train_goal_conditioned_controller((16.0, 24.0), seed=seed, **kw)
+        assert isinstance(gc.members[i], th.GoalConditionedController)
+        torch.testing.assert_close(gc.members[i](temp, 21.0), alone(temp, 21.0), rtol=1e-5, atol=1e-6)
+
+
+def test_training_leaves_the_global_random_state_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    th.train_controllers(seeds=[0, 1], steps=2, n_rooms=4, horizon=2, goal_conditioned=True)
+    assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("call", [
+    lambda: th.initial_temps(4, seed=0, device="cuda"),
+    lambda: th.train_neural_controller(20.0, steps=1, seed=0, device="cuda"),
+    lambda: th.train_goal_conditioned_controller(steps=1, seed=0, device="cuda"),
+    lambda: th.train_controllers(seeds=[0], steps=1, device="cuda"),
+    lambda: th.random_shooting_planner(torch.zeros(2), 20.0, horizon=2, n_samples=2, params=P,
+                                       seed=0, device="cuda"),
+], ids=["initial_temps", "train_neural_controller", "train_goal_conditioned_controller",
+        "train_controllers", "random_shooting_planner"])
+def test_cuda_without_cuda_is_a_clear_value_error(call):
+    with pytest.raises(ValueError, match="device='cuda' asks for CUDA"):
+        call()
+
+
 def test_neural_controller_training_is_deterministic_and_learns():
     c1, l1 = th.train_neural_controller(20.0, steps=25, seed=0, n_rooms=32, horizon=6)
     c2, l2 = th.train_neural_controller(20.0, steps=25, seed=0, n_rooms=32, horizon=6)
@@ -163,6 +245,25 @@ def test_neural_controller_training_is_deterministic_and_learns():
     (lambda: th.fit_behavioral_setpoint(torch.zeros(2, 3), torch.zeros(2, 3), [], P),
      "candidates"),
     (lambda: th.mean_abs_error(torch.zeros(2, 3), 20.0, last_fraction=0.0), "last_fraction"),
+    (lambda: th.GoalConditionedController(P)([20.0], 20.0), "temp"),
+    (lambda: th.GoalConditionedController(P)(torch.zeros(3), torch.zeros(4)), "setpoint"),
+    (lambda: th.GoalConditionedController(P)(torch.zeros(3), torch.zeros(3, dtype=torch.long)), "setpoint"),
+    (lambda: th.GoalConditionedController(P)(torch.zeros(3), torch.tensor(float("nan"))), "setpoint"),
+    (lambda: th.GoalConditionedController(P)(torch.zeros(3), "warm"), "setpoint"),
+    (lambda: th.GoalConditionedController(P, hidden=0), "hidden"),
+    (lambda: th.train_goal_conditioned_controller((25.0, 15.0), steps=1, seed=0), "setpoint_range"),
+    (lambda: th.train_goal_conditioned_controller(20.0, steps=1, seed=0), "setpoint_range"),
+    (lambda: th.train_goal_conditioned_controller(steps=1, seed=-2), "seed"),
+    (lambda: th.train_goal_conditioned_controller(steps=1, seed=0, n_rooms=0), "n_rooms"),
+    (lambda: th.train_controllers(seeds=[], steps=1), "seeds"),
+    (lambda: th.train_controllers(seeds=[0, 1.5], steps=1), "seeds"),
+    (lambda: th.train_controllers(seeds=3, steps=1), "seeds"),
+    (lambda: th.train_controllers(seeds=[0], steps=5, checkpoints=[6]), "checkpoints"),
+    (lambda: th.train_controllers(seeds=[0], steps=5, checkpoints=[0]), "checkpoints"),
+    (lambda: th.train_controllers(seeds=[0], steps=1, goal_conditioned="yes"), "goal_conditioned"),
+    (lambda: th.train_controllers(seeds=[0], steps=1, params="params"), "params"),
+    (lambda: th.train_neural_controller(20.0, steps=1, seed=0, device="gpu0"), "device"),
+    (lambda: th.initial_temps(4, seed=0, device=3.5), "device"),
 ])
 def test_bad_inputs_raise_value_error_naming_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
