@@ -4,5 +4,6 @@
 (function () {
   var root = document.documentElement.dataset.content_root || "./";
   var base = new URL(root + "_static/vendor/html-manager", document.baseURI).href;
-  window.requirejs.config({ paths: { "@jupyter-widgets/html-manager/dist": base } });
+  // Every @jupyter-widgets module computes where its fonts are from its own module id.
+  window.requirejs.config({ paths: { "@jupyter-widgets/html-manager/dist": base, "@jupyter-widgets": base } });
 })();

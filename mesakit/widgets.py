@@ -2,10 +2,11 @@
 
 A figure that a reader scrubs through (a network's iterations, an agent's trajectory, a
 sweep) is drawn once per frame when the notebook runs, and the frames are held in an
-``ipywidgets.Stack`` whose visible child follows a slider and a play button. The link
-between them is a ``jslink``: it lives in the browser, so in the built website, with the
-widget state embedded in the page and no kernel, the slider still changes the figure;
-in Jupyter and Colab the same widget is live.
+``ipywidgets.Stack`` whose visible child follows a slider. The link between them is a
+``jslink``: it lives in the browser, so in the built website, with the widget state
+embedded in the page and no kernel, the slider still changes the figure; in Jupyter and
+Colab the same widget is live. (A ``Play`` button is left out on purpose: the static
+widgets manager does not run its timer, so it would be a dead control on the site.)
 """
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ def figure_png(fig, dpi: int = 90) -> bytes:
 
 
 def frame_player(frames: Sequence[bytes] | Sequence[Callable[[], object]], *, labels: Sequence[str] | None = None,
-                 description: str = "frame", interval_ms: int = 400):
-    """A slider and a play button that step through ``frames``.
+                 description: str = "frame"):
+    """A slider that steps through ``frames``.
 
     ``frames`` are PNG images (bytes, e.g. from :func:`figure_png`), or functions that
     each return a matplotlib figure. ``labels`` (one per frame) name the frames next to
@@ -41,6 +42,10 @@ def frame_player(frames: Sequence[bytes] | Sequence[Callable[[], object]], *, la
 
     Raises ValueError when ``frames`` is empty, ``labels`` has another length, or a frame
     is neither bytes nor a function returning a figure.
+
+    Example (a loop of figures)::
+
+        frame_player([lambda k=k: draw(k) for k in range(10)], labels=[...], description="step")
     """
     import ipywidgets as w
 
@@ -49,7 +54,6 @@ def frame_player(frames: Sequence[bytes] | Sequence[Callable[[], object]], *, la
         raise ValueError("frames must hold at least one image, got none")
     if labels is not None and len(labels) != len(frames):
         raise ValueError(f"labels must have one entry per frame ({len(frames)}), got {len(labels)}")
-    check_positive_int("interval_ms", interval_ms)
     images = []
     for i, frame in enumerate(frames):
         if callable(frame):
@@ -62,10 +66,8 @@ def frame_player(frames: Sequence[bytes] | Sequence[Callable[[], object]], *, la
     n = len(frames)
     slider = w.IntSlider(value=0, min=0, max=n - 1, step=1, description=description,
                          continuous_update=True, readout=True)
-    play = w.Play(value=0, min=0, max=n - 1, step=1, interval=interval_ms, description="play")
-    links = [w.jslink((play, "value"), (slider, "value")),
-             w.jslink((slider, "value"), (stack, "selected_index"))]
-    controls = [play, slider]
+    links = [w.jslink((slider, "value"), (stack, "selected_index"))]
+    controls = [slider]
     if labels is not None:
         caption = w.Stack([w.HTML(f"<span>{label}</span>") for label in labels], selected_index=0)
         links.append(w.jslink((slider, "value"), (caption, "selected_index")))

@@ -285,3 +285,38 @@ def test_no_duplicate_ids_or_search_boxes(browser, server):
         v.close()
     assert not dupes, f"duplicate ids: {dupes}"
     assert boxes <= 1, f"{boxes} visible search boxes"
+
+
+WIDGET_PAGES = [rel for rel in PAGES
+                if "application/vnd.jupyter.widget-state+json" in (SITE / rel).read_text(encoding="utf-8")]
+
+
+def test_every_chapter_has_an_interactive_figure():
+    chapters = sorted({rel.split("/")[1] for rel in PAGES if rel.startswith("chapters/") and rel.count("/") == 2})
+    with_widgets = {rel.split("/")[1] for rel in WIDGET_PAGES if rel.startswith("chapters/")}
+    assert chapters, "no chapter pages"
+    missing = [c for c in chapters if c not in with_widgets]
+    assert not missing, f"chapters without an interactive figure: {missing}"
+
+
+@pytest.mark.parametrize("path", WIDGET_PAGES)
+def test_interactive_figures_respond_without_a_kernel(browser, server, path):
+    """Moving each slider changes what its figure shows, offline and with no kernel."""
+    v = Visit(browser, server, path)
+    shown = ("Array.from(document.querySelectorAll('.widget-image, .widget-html-content'))"
+             ".filter(e => e.offsetParent !== null).map(e => e.src || e.textContent)")
+    try:
+        v.page.wait_for_selector(".widget-slider .noUi-handle", timeout=20000)
+        handles = v.page.locator(".widget-slider .noUi-handle")
+        assert handles.count() >= 1
+        for i in range(handles.count()):
+            before = v.page.evaluate(shown)
+            handles.nth(i).scroll_into_view_if_needed()
+            handles.nth(i).focus()
+            v.page.keyboard.press("End")
+            v.page.wait_for_timeout(500)
+            after = v.page.evaluate(shown)
+            assert after != before, f"slider {i} on {path} moved but the figure did not change"
+    finally:
+        v.close()
+    assert not v.errors and not v.failed, (v.errors, v.failed)
