@@ -9,34 +9,17 @@
   ``scripts/vendor_web_assets.sh``) rather than from CDNs, so formulas and interactive
   figures work offline. They live outside ``_static`` because jupyter-book adds every
   script found there to every page.
-- The embedded widget state lists models in id order, and the widgets manager binds a
-  ``jslink`` only if the two models it links already exist when the link is created:
-  links that sort before their widgets stay dead, and a slider moves without moving
-  its figure. Links are moved to the end of the state.
 - sphinx-exercise gives every exercise's and solution's body the same id
   (``exercise-content``, ``solution-content``); a page with several questions then has
   duplicate ids. They become classes, with unique ids.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from docutils import nodes
 
 SHARED_IDS = ("exercise-content", "solution-content")
-
-
-WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
-LINK_MODELS = ("LinkModel", "DirectionalLinkModel")
-
-
-def links_last(body: str) -> str:
-    """The widget-state JSON with link models after every other model."""
-    data = json.loads(body.replace("<\\/script>", "</script>"))
-    state = data.get("state", {})
-    data["state"] = dict(sorted(state.items(), key=lambda kv: kv[1].get("model_name") in LINK_MODELS))
-    return json.dumps(data).replace("</script>", "<\\/script>")
 
 
 def tidy_page_scripts(app, pagename, templatename, context, doctree):
@@ -45,9 +28,6 @@ def tidy_page_scripts(app, pagename, templatename, context, doctree):
         return
     seen, kept = set(), []
     for script in scripts:
-        attrs = getattr(script, "attributes", {})
-        if attrs.get("type") == WIDGET_STATE and "body" in attrs:
-            attrs["body"] = links_last(attrs["body"])
         # An inline script's filename is None or "" depending on who added it.
         key = (str(getattr(script, "filename", script) or ""),
                tuple(sorted(getattr(script, "attributes", {}).items())))
