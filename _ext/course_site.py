@@ -9,6 +9,9 @@
   ``scripts/vendor_web_assets.sh``) rather than from CDNs, so formulas and interactive
   figures work offline. They live outside ``_static`` because jupyter-book adds every
   script found there to every page.
+- The download menu offers the executed notebook (with every output the page shows)
+  beside the source notebook, which is committed without outputs. Executed notebooks
+  are taken from the execution cache and published under ``_executed/``.
 - sphinx-exercise gives every exercise's and solution's body the same id
   (``exercise-content``, ``solution-content``); a page with several questions then has
   duplicate ids. They become classes, with unique ids.
@@ -65,7 +68,40 @@ def serve_scripts_locally(app, config):
     config.mathjax_path = "vendor/mathjax/tex-svg.js"
 
 
+def executed_notebook_button(app, pagename, templatename, context, doctree):
+    """Publish this page's executed notebook and link it from the download menu."""
+    try:
+        source = Path(app.env.doc2path(pagename))
+    except Exception:  # generated pages (search, genindex) have no source
+        return
+    if source.suffix != ".ipynb" or not source.exists():
+        return
+    import nbformat
+    from jupyter_cache import get_cache
+
+    cache_path = app.config.nb_execution_cache_path or str(Path(app.outdir).parent / ".jupyter_cache")
+    try:
+        _, notebook = get_cache(cache_path).merge_match_into_notebook(nbformat.read(source, as_version=4))
+    except KeyError:  # not executed (execution off): nothing to publish
+        return
+    target = Path(app.outdir) / "_executed" / f"{pagename}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, target)
+    for group in context.get("header_buttons", []):
+        if group.get("label") == "download-buttons":
+            group["buttons"].insert(1, {
+                "type": "link",
+                "url": context["pathto"](f"_executed/{pagename}.ipynb", 1),
+                "text": ".ipynb (with outputs)",
+                "tooltip": "Download the notebook as the book ran it, with its outputs",
+                "icon": "fas fa-file-code",
+                "label": "download-executed-notebook-button",
+            })
+
+
 def setup(app):
+    # After sphinx-book-theme has built the header buttons (priority 501).
+    app.connect("html-page-context", executed_notebook_button, priority=600)
     app.connect("config-inited", serve_scripts_locally)
     # Late, after myst-nb has added a page's widget scripts.
     app.connect("html-page-context", tidy_page_scripts, priority=900)

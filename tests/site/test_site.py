@@ -320,3 +320,26 @@ def test_interactive_figures_respond_without_a_kernel(browser, server, path):
     finally:
         v.close()
     assert not v.errors and not v.failed, (v.errors, v.failed)
+
+
+def test_executed_notebooks_are_downloadable():
+    """Each notebook page links to its executed notebook (with outputs), published by
+    the site beside the output-free source."""
+    missing = []
+    lessons = [rel for rel in PAGES if rel.startswith("chapters/") and (ROOT / rel).with_suffix(".ipynb").exists()]
+    assert lessons, "no lesson pages"
+    import json
+    for rel in lessons:
+        html = (SITE / rel).read_text(encoding="utf-8")
+        m = re.search(r'href="([^"]*_executed/[^"]+\.ipynb)"', html)
+        if not m:
+            missing.append(f"{rel}: no link")
+            continue
+        target = (SITE / rel).parent / m.group(1)
+        if not target.exists():
+            missing.append(f"{rel}: {m.group(1)} missing")
+            continue
+        nb = json.loads(target.read_text(encoding="utf-8"))
+        if not any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"):
+            missing.append(f"{rel}: the executed notebook has no outputs")
+    assert not missing, missing
