@@ -13,11 +13,12 @@ NB_DIRS := chapters exercises solutions
 # Per-cell limit for notebook tests (seconds); a lesson's budget is 90 s in all.
 CELL_TIMEOUT ?= 300
 
-.PHONY: help venv book test test-unit test-notebooks test-nbval test-book test-site exercises check-seeds clean
+.PHONY: help venv book test test-unit test-notebooks test-nbval test-book test-site book-student exercises check-seeds clean
 
 help:
 	@echo "make book   build the website (executes notebooks, cached) into _build/html"
 	@echo "make test   unit tests, every notebook executed once, the strict book build, the site in a browser"
+	@echo "make book-student   the website for a graded class (no solutions)"
 	@echo "make exercises   regenerate exercises/ from solutions/"
 	@echo "make check-seeds   every lesson with SEED = 0..4 (slow)"
 
@@ -34,6 +35,14 @@ book: $(STAMP)
 	CELL_TIMEOUT=$(CELL_TIMEOUT) $(PY) scripts/execute_notebooks.py
 	$(VENV)/bin/jupyter-book build . --keep-going
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
+
+# The website for a graded class: no completed workbooks, lesson solutions left out.
+book-student: $(STAMP)
+	CELL_TIMEOUT=$(CELL_TIMEOUT) $(PY) scripts/execute_notebooks.py
+	$(PY) scripts/student_book.py _build/student-config
+	$(VENV)/bin/jupyter-book build . --config _build/student-config/_config.yml \
+		--toc _build/student-config/_toc.yml --path-output _build/student --keep-going
+	@echo "The student book is at file://$(CURDIR)/_build/student/_build/html/index.html"
 
 exercises: $(STAMP)
 	$(PY) scripts/make_exercises.py
