@@ -44,6 +44,13 @@ Convention for every predictor: given days ``x`` of shape ``[..., T]`` (0/1), th
 ``p`` has the same shape and ``p[..., t] = P(x[..., t] = 1 | x[..., :t])``: the probability
 of rain on day ``t`` before seeing it. Samplers draw on a CPU ``torch.Generator`` (so a
 seed gives the same days on any device) and return ``torch.long`` tensors on ``device``.
+
+The lesson trains each network from several seeds with one recipe:
+:class:`GRUForecasters` and :class:`TransformerForecasters` hold E copies of a GRU or a
+causal transformer (one per training seed, each exactly the plain ``mesakit.nets`` model
+that seed builds) and run them as one program; :func:`train_forecasters` trains them with
+Adam on next-day prediction, optionally scoring them at checkpoints along the way, and
+:func:`predict_rain_members` returns every member's forecasts.
 """
 from __future__ import annotations
 
@@ -55,7 +62,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .core import check_device, check_choice, check_positive_int, check_probability, make_generator
+from .core import check_device, check_choice, check_positive_int, check_probability, make_generator, progress
 
 __all__ = [
     "WORLDS",
@@ -78,6 +85,10 @@ __all__ = [
     "predict_rain",
     "cross_entropy",
     "loss_by_position",
+    "GRUForecasters",
+    "TransformerForecasters",
+    "train_forecasters",
+    "predict_rain_members",
 ]
 
 WORLDS: tuple[str, ...] = ("coin", "rain_twice", "sticky", "streak", "drifting", "pattern")
@@ -656,3 +667,289 @@ def loss_by_position(p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.dim() != 2:
         raise ValueError("x must be a [batch, days] tensor")
     return cross_entropy(p, x).mean(0)
+
+
+# ----------------------------------------------------------------------------- several seeds as one program
+# The lesson trains each architecture for several training seeds. Tiny networks spend their
+# time in per-operation overhead, so the seeds run as slices of one batched program: every
+# weight carries a leading member axis E and the matrix products become batched products.
+# Member i starts from exactly the weights of the plain model (``GRUSequenceModel`` or
+# ``CausalTransformer``) built right after ``torch.manual_seed(seeds[i])``, and
+# ``member(i)`` hands back such a plain model with member i's current weights.
+
+
+def _check_seeds(seeds) -> list[int]:
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds must be a non-empty list of non-negative integers, got an empty list")
+    for s in seeds:
+        check_positive_int("seeds", s, minimum=0)
+    return [int(s) for s in seeds]
+
+
+def _stack(modules: Sequence[nn.Module], name: str) -> nn.Parameter:
+    return nn.Parameter(torch.stack([m.get_parameter(name).detach().clone() for m in modules]))
+
+
+class _Forecasters(nn.Module):
+    """Base of the seed-batched forecasters: ``forward(inputs [E, B, T, 3]) -> logits
+    [E, B, T]``; ``member(i)`` is the plain model with member ``i``'s weights."""
+
+    seeds: list[int]
+    _names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def _plain(self) -> nn.Module:   # a fresh plain model of this architecture
+        raise NotImplementedError
+
+    def member(self, i: int) -> nn.Module:
+        """A plain model (a copy) holding member ``i``'s current weights, in eval mode."""
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(self):
+            raise ValueError(f"i must be an integer in [0, {len(self) - 1}], got {i!r}")
+        model = self._plain().to(next(self.parameters()).device)
+        with torch.no_grad():
+            for name in self._names:
+                model.get_parameter(name).copy_(getattr(self, name.replace(".", "__"))[i])
+        return model.eval()
+
+    def _check_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4 or inputs.shape[0] != len(self) \
+                or inputs.shape[-1] != 3:
+            raise ValueError(f"inputs must have shape [members={len(self)}, batch, days, 3], "
+                             f"got {tuple(getattr(inputs, 'shape', ()))}")
+        return inputs
+
+
+class GRUForecasters(_Forecasters):
+    """``len(seeds)`` GRU next-day forecasters, one per training seed, run as one program.
+
+    Member ``i`` is ``GRUSequenceModel(3, hidden, 1)`` built after
+    ``torch.manual_seed(seeds[i])`` (same weights, same arithmetic: a single-layer GRU of
+    Cho et al. 2014 with PyTorch's gate layout, unrolled with batched matrix products).
+
+    ``forward(inputs)`` takes ``[E, B, T, 3]`` (see :func:`model_inputs`) and returns rain
+    logits ``[E, B, T]``. Raises ValueError for empty or negative ``seeds``, a
+    non-positive ``hidden`` or inputs of the wrong shape."""
+
+    def __init__(self, seeds: Sequence[int], hidden: int = 64):
+        super().__init__()
+        from .nets import GRUSequenceModel
+        self.seeds = _check_seeds(seeds)
+        self.hidden = check_positive_int("hidden", hidden)
+        plain = []
+        for s in self.seeds:
+            torch.manual_seed(s)
+            plain.append(GRUSequenceModel(3, self.hidden, 1))
+        self._names = [n for n, _ in plain[0].named_parameters()]
+        for n in self._names:
+            self.register_parameter(n.replace(".", "__"), _stack(plain, n))
+        self._base = [plain[0]]   # lends its code (in a list: not a submodule, its weights unused)
+
+    def _plain(self) -> nn.Module:
+        from .nets import GRUSequenceModel
+        return GRUSequenceModel(3, self.hidden, 1)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        x = self._check_inputs(inputs)
+        # PyTorch's fused GRU kernel, called once per member on that member's slice of the
+        # weights, is faster on a CPU than any unrolled batched version (it avoids ~20
+        # small autograd operations per day); the gradients still land in the stacked weights.
+        base = self._base[0]
+        outs = []
+        for i in range(len(self)):
+            weights = {n: getattr(self, n.replace(".", "__"))[i] for n in self._names}
+            outs.append(torch.func.functional_call(base, weights, (x[i],)))
+        return torch.stack(outs).squeeze(-1)
+
+
+class TransformerForecasters(_Forecasters):
+    """``len(seeds)`` causal-transformer next-day forecasters, one per training seed, run
+    as one program.
+
+    Member ``i`` is ``CausalTransformer(3, 1, d_model, n_heads, n_layers, max_len)`` (pre-norm
+    blocks of Vaswani et al. 2017, ReLU feed-forward of width ``4 * d_model``, learned
+    positions) built after ``torch.manual_seed(seeds[i])``; with ``sinusoidal_init=True`` its
+    position embeddings then start from :func:`sinusoidal_positions`.
+
+    ``forward(inputs)`` takes ``[E, B, T, 3]`` with ``T <= max_len`` and returns rain logits
+    ``[E, B, T]``. Raises ValueError for bad sizes (``d_model`` must be divisible by
+    ``n_heads``; sinusoidal positions need an even ``d_model``) or inputs of the wrong shape."""
+
+    def __init__(self, seeds: Sequence[int], d_model: int = 32, n_heads: int = 2, n_layers: int = 2,
+                 max_len: int = 64, sinusoidal_init: bool = True):
+        super().__init__()
+        from .nets import CausalTransformer
+        self.seeds = _check_seeds(seeds)
+        for name, value in (("d_model", d_model), ("n_heads", n_heads), ("n_layers", n_layers),
+                            ("max_len", max_len)):
+            check_positive_int(name, value)
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        if sinusoidal_init and d_model % 2:
+            raise ValueError(f"d_model must be even for sinusoidal_init, got {d_model}")
+        self.config = dict(d_model=d_model, n_heads=n_heads, n_layers=n_layers, max_len=max_len)
+        plain = []
+        for s in self.seeds:
+            torch.manual_seed(s)
+            m = self._plain()
+            if sinusoidal_init:
+                with torch.no_grad():
+                    m.pos.copy_(sinusoidal_positions(max_len, d_model))
+            plain.append(m)
+        self._names = [n for n, _ in plain[0].named_parameters()]
+        for n in self._names:
+            self.register_parameter(n.replace(".", "__"), _stack(plain, n))
+
+    def _plain(self) -> nn.Module:
+        from .nets import CausalTransformer
+        return CausalTransformer(3, 1, positional="learned", **self.config)
+
+    def _p(self, name: str) -> torch.Tensor:
+        return getattr(self, name.replace(".", "__"))
+
+    @staticmethod
+    def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        # h [E, B, T, i], w [E, o, i], b [E, o]
+        E, B, T, i = h.shape
+        out = torch.baddbmm(b[:, None, :], h.reshape(E, B * T, i), w.transpose(1, 2))
+        return out.reshape(E, B, T, -1)
+
+    @staticmethod
+    def _norm(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        h = nn.functional.layer_norm(h, h.shape[-1:], eps=1e-5)
+        return h * w[:, None, None, :] + b[:, None, None, :]
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        x = self._check_inputs(inputs)
+        E, B, T, _ = x.shape
+        cfg = self.config
+        if T > cfg["max_len"]:
+            raise ValueError(f"sequence length {T} exceeds max_len={cfg['max_len']}")
+        d, nh = cfg["d_model"], cfg["n_heads"]
+        p = self._p
+        h = self._linear(x, p("embed.weight"), p("embed.bias")) + p("pos")[:, None, :T, :]
+        for layer in range(cfg["n_layers"]):
+            pre = f"blocks.layers.{layer}."
+            a = self._norm(h, p(pre + "norm1.weight"), p(pre + "norm1.bias"))
+            qkv = self._linear(a, p(pre + "self_attn.in_proj_weight"), p(pre + "self_attn.in_proj_bias"))
+            qkv = qkv.reshape(E * B, T, 3, nh, d // nh).permute(2, 0, 3, 1, 4)   # [3, E*B, nh, T, dh]
+            att = nn.functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=True)
+            att = att.permute(0, 2, 1, 3).reshape(E, B, T, d)
+            h = h + self._linear(att, p(pre + "self_attn.out_proj.weight"), p(pre + "self_attn.out_proj.bias"))
+            f = self._norm(h, p(pre + "norm2.weight"), p(pre + "norm2.bias"))
+            f = torch.relu(self._linear(f, p(pre + "linear1.weight"), p(pre + "linear1.bias")))
+            h = h + self._linear(f, p(pre + "linear2.weight"), p(pre + "linear2.bias"))
+        h = self._norm(h, p("norm.weight"), p("norm.bias"))
+        return self._linear(h, p("head.weight"), p("head.bias")).squeeze(-1)
+
+
+def _clip_per_member_(params: Sequence[torch.Tensor], max_norm: float) -> None:
+    """Clip each member's gradient (the slices along axis 0) to global norm ``max_norm``,
+    as ``clip_grad_norm_`` would for that member trained alone."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    norms = sum(g.pow(2).reshape(g.shape[0], -1).sum(1) for g in grads).sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
+
+
+def train_forecasters(model: nn.Module, train_days: torch.Tensor, *, steps: int, lr: float = 3e-3,
+                      batch: int = 64, warmup: int = 50, schedule: str = "constant", seed: int = 0,
+                      clip_grad: float | None = 1.0, checkpoints: Sequence[int] = (),
+                      on_checkpoint=None, device: torch.device | str = "cpu",
+                      desc: str = "training") -> torch.Tensor:
+    """Train seed-batched forecasters (:class:`GRUForecasters`, :class:`TransformerForecasters`)
+    on next-day prediction; every member gets the same recipe and its own batches.
+
+    Each step draws, for every member, ``batch`` sequences from the pool ``train_days``
+    ``[N, T]`` (a seeded generator: same ``seed``, same batches) and takes one Adam step on
+    the sum over members of each member's mean cross-entropy, so a member's gradient is
+    its own loss's gradient; ``clip_grad`` clips each member's gradient norm separately.
+    The learning rate rises linearly over ``warmup`` steps, then stays at ``lr``
+    (``schedule="constant"``, so a checkpoint at step k is what a k-step run would give,
+    up to the warm-up) or decays to zero (``"cosine"``).
+
+    After each step number in ``checkpoints`` (1-based), ``on_checkpoint(model, step)`` is
+    called with the model in eval mode. Returns the training loss of every member at
+    every step, ``[steps, E]`` (nats per day). Raises ValueError for a bad argument."""
+    if not isinstance(model, _Forecasters):
+        raise ValueError(f"model must be GRUForecasters or TransformerForecasters, got {type(model).__name__}")
+    train_days = _check_days("train_days", train_days)
+    if train_days.dim() != 2:
+        raise ValueError(f"train_days must have shape [sequences, days], got {tuple(train_days.shape)}")
+    steps = check_positive_int("steps", steps)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or not math.isfinite(lr):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    batch = check_positive_int("batch", batch)
+    warmup = check_positive_int("warmup", warmup, minimum=0)
+    check_choice("schedule", schedule, ("constant", "cosine"))
+    check_positive_int("seed", seed, minimum=0)
+    if clip_grad is not None and (isinstance(clip_grad, bool) or not isinstance(clip_grad, (int, float))
+                                  or not clip_grad > 0):
+        raise ValueError(f"clip_grad must be a positive number or None, got {clip_grad!r}")
+    checkpoints = set(int(check_positive_int("checkpoints", c)) for c in checkpoints)
+    if on_checkpoint is not None and not callable(on_checkpoint):
+        raise ValueError("on_checkpoint must be callable or None")
+    dev = check_device("device", device)
+
+    def factor(s: int) -> float:
+        ramp = min(1.0, (s + 1) / warmup) if warmup else 1.0
+        if schedule == "cosine":
+            return ramp * 0.5 * (1 + math.cos(math.pi * s / steps))
+        return ramp
+
+    gen = make_generator(seed)
+    model.to(dev).train()
+    params = list(model.parameters())
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    E, N = len(model), train_days.shape[0]
+    losses = torch.zeros(steps, E)
+    for step in progress(range(steps), desc=desc):
+        idx = torch.randint(N, (E * batch,), generator=gen)
+        days = train_days[idx.to(train_days.device)].to(dev)                 # [E * batch, T]
+        inputs = model_inputs(days).reshape(E, batch, -1, 3)
+        target = days.reshape(E, batch, -1).to(torch.float32)
+        logits = model(inputs)
+        per_member = nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none").mean((1, 2))
+        opt.zero_grad(set_to_none=True)
+        per_member.sum().backward()
+        if clip_grad is not None:
+            _clip_per_member_(params, float(clip_grad))
+        opt.step()
+        sched.step()
+        losses[step] = per_member.detach().cpu()
+        if on_checkpoint is not None and step + 1 in checkpoints:
+            model.eval()
+            with torch.no_grad():
+                on_checkpoint(model, step + 1)
+            model.train()
+    model.eval()
+    return losses
+
+
+@torch.no_grad()
+def predict_rain_members(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    """Every member's P(rain on day t | days < t) for days ``x`` ``[B, T]``: returns
+    ``[E, B, T]`` float64 on ``x``'s device (eval mode, no gradients)."""
+    if not isinstance(model, _Forecasters):
+        raise ValueError(f"model must be GRUForecasters or TransformerForecasters, got {type(model).__name__}")
+    x = _check_days("x", x)
+    if x.dim() != 2:
+        raise ValueError(f"x must have shape [batch, days], got {tuple(x.shape)}")
+    batch_size = check_positive_int("batch_size", batch_size)
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    E, outs = len(model), []
+    for i in range(0, x.shape[0], batch_size):
+        inp = model_inputs(x[i:i + batch_size].to(dev))
+        outs.append(torch.sigmoid(model(inp.expand(E, -1, -1, -1)).double()).to(x.device))
+    model.train(was_training)
+    return torch.cat(outs, dim=1)

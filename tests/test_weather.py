@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mesakit import weather as W
-from mesakit.nets import GRUSequenceModel
+from mesakit.nets import CausalTransformer, GRUSequenceModel
 
 CFG = W.DEFAULT_CONFIG
 
@@ -326,6 +326,100 @@ def test_cross_entropy_values():
     assert W.loss_by_position(p, x).shape == (3,)
 
 
+# ----------------------------------------------------------------------------- several seeds as one program
+
+
+def _inputs(E, B=5, T=12, seed=0):
+    x = W.sample_mixture(B, T, seed=seed)[0]
+    return x, W.model_inputs(x).expand(E, -1, -1, -1)
+
+
+def test_gru_forecasters_members_are_the_plain_models():
+    seeds = [3, 8]
+    ens = W.GRUForecasters(seeds, hidden=6)
+    x, inp = _inputs(len(seeds))
+    out = ens(inp)
+    assert out.shape == (2, 5, 12)
+    for i, s in enumerate(seeds):
+        torch.manual_seed(s)
+        plain = GRUSequenceModel(3, 6, 1)
+        assert torch.allclose(out[i], plain(inp[i]).squeeze(-1), atol=1e-6)
+        member = ens.member(i)
+        assert isinstance(member, GRUSequenceModel)
+        assert torch.allclose(W.predict_rain(member, x), W.predict_rain_members(ens, x)[i])
+
+
+def test_transformer_forecasters_members_are_the_plain_models():
+    seeds = [1, 4, 9]
+    ens = W.TransformerForecasters(seeds, d_model=8, n_heads=2, n_layers=2, max_len=16)
+    x, inp = _inputs(len(seeds))
+    out = ens(inp)
+    assert out.shape == (3, 5, 12)
+    for i, s in enumerate(seeds):
+        torch.manual_seed(s)
+        plain = CausalTransformer(3, 1, d_model=8, n_heads=2, n_layers=2, max_len=16)
+        with torch.no_grad():
+            plain.pos.copy_(W.sinusoidal_positions(16, 8))
+        assert torch.allclose(out[i], plain(inp[i]).squeeze(-1), atol=1e-5)
+        assert torch.allclose(W.predict_rain(ens.member(i), x), W.predict_rain_members(ens, x)[i], atol=1e-6)
+    # without the sinusoidal start the positions are the plain model's random ones
+    torch.manual_seed(1)
+    plain = CausalTransformer(3, 1, d_model=8, n_heads=2, n_layers=2, max_len=16)
+    rand = W.TransformerForecasters([1], d_model=8, max_len=16, sinusoidal_init=False)
+    assert torch.equal(rand.member(0).pos, plain.pos)
+
+
+@pytest.mark.parametrize("make", [lambda s: W.GRUForecasters(s, hidden=6),
+                                  lambda s: W.TransformerForecasters(s, d_model=8, max_len=12)])
+def test_members_train_independently_and_learn(make):
+    # constant weather (period-1 patterns): tomorrow is today, learnable in a few steps
+    pool = W.sample_world("pattern", 512, 12, seed=1, config=W.WeatherConfig(pattern_periods=(1,)))
+    a, b = make([3, 5]), make([3, 7])
+    seen = []
+    la = W.train_forecasters(a, pool, steps=40, lr=1e-2, batch=16, warmup=5, seed=2,
+                             checkpoints=(20, 40), on_checkpoint=lambda m, s: seen.append((s, m.training)))
+    lb = W.train_forecasters(b, pool, steps=40, lr=1e-2, batch=16, warmup=5, seed=2)
+    assert seen == [(20, False), (40, False)]
+    assert la.shape == (40, 2)
+    # member 0 has the same seed and batches in both runs: its other member does not touch it
+    assert torch.allclose(la[:, 0], lb[:, 0], atol=1e-5)
+    for name, p in a.named_parameters():
+        assert torch.allclose(p[0], dict(b.named_parameters())[name][0], atol=1e-5), name
+    assert not torch.allclose(la[:, 1], lb[:, 1])
+    # the same call twice gives the same numbers
+    again = W.train_forecasters(make([3, 5]), pool, steps=40, lr=1e-2, batch=16, warmup=5, seed=2)
+    assert torch.equal(la, again)
+    # and they learn: the loss falls well below the coin flip's log 2
+    assert la[-5:].mean() < 0.5 * la[:3].mean()
+
+
+def test_train_forecasters_schedules():
+    pool = W.sample_world("coin", 64, 8, seed=1)
+    first = {}
+    for schedule in ("constant", "cosine"):
+        m = W.GRUForecasters([0], hidden=4)
+        snap = {}
+        W.train_forecasters(m, pool, steps=10, lr=1e-2, batch=4, warmup=2, schedule=schedule,
+                            checkpoints=(1, 10),
+                            on_checkpoint=lambda model, step: snap.update({step: model.head__bias.clone()}))
+        first[schedule] = snap
+    # the same first step (warm-up), then the cosine decay takes smaller steps
+    assert torch.equal(first["constant"][1], first["cosine"][1])
+    assert not torch.equal(first["constant"][10], first["cosine"][10])
+
+
+def test_device_arguments_are_validated():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    pool = W.sample_world("coin", 8, 4)
+    calls = [lambda: W.sample_world("coin", 2, 3, device="cuda"),
+             lambda: W.sample_mixture(2, 3, device="cuda"),
+             lambda: W.train_forecasters(W.GRUForecasters([0], hidden=4), pool, steps=1, device="cuda")]
+    for call in calls:
+        with pytest.raises(ValueError, match="device.*CUDA"):
+            call()
+
+
 # ----------------------------------------------------------------------------- errors
 
 
@@ -357,6 +451,30 @@ def test_cross_entropy_values():
     (lambda: W.WeatherConfig(sticky_prior=(1.0, 0.0)), "sticky_prior"),
     (lambda: W.WeatherConfig(streak_a=()), "streak_a"),
     (lambda: W.WeatherConfig(streak_cap=0), "streak_cap"),
+    (lambda: W.GRUForecasters([]), "seeds"),
+    (lambda: W.GRUForecasters([0, -1]), "seeds"),
+    (lambda: W.GRUForecasters(3), "seeds"),
+    (lambda: W.GRUForecasters([0], hidden=0), "hidden"),
+    (lambda: W.TransformerForecasters([0], d_model=10, n_heads=4), "d_model"),
+    (lambda: W.TransformerForecasters([0], d_model=9, n_heads=3), "d_model"),
+    (lambda: W.TransformerForecasters([0], n_layers=0), "n_layers"),
+    (lambda: W.GRUForecasters([0, 1], hidden=4)(torch.zeros(1, 2, 3, 3)), "inputs"),
+    (lambda: W.TransformerForecasters([0], max_len=4)(torch.zeros(1, 2, 5, 3)), "max_len"),
+    (lambda: W.GRUForecasters([0], hidden=4).member(1), "i"),
+    (lambda: W.train_forecasters(GRUSequenceModel(3, 4, 1), torch.zeros(4, 3, dtype=torch.long), steps=1), "model"),
+    (lambda: W.train_forecasters(W.GRUForecasters([0], hidden=4), torch.zeros(4, dtype=torch.long), steps=1),
+     "train_days"),
+    (lambda: W.train_forecasters(W.GRUForecasters([0], hidden=4), torch.zeros(4, 3, dtype=torch.long), steps=0),
+     "steps"),
+    (lambda: W.train_forecasters(W.GRUForecasters([0], hidden=4), torch.zeros(4, 3, dtype=torch.long), steps=1,
+                                 lr=-1.0), "lr"),
+    (lambda: W.train_forecasters(W.GRUForecasters([0], hidden=4), torch.zeros(4, 3, dtype=torch.long), steps=1,
+                                 schedule="linear"), "schedule"),
+    (lambda: W.train_forecasters(W.GRUForecasters([0], hidden=4), torch.zeros(4, 3, dtype=torch.long), steps=1,
+                                 device="moon"), "device"),
+    (lambda: W.train_forecasters(W.GRUForecasters([0], hidden=4), torch.zeros(4, 3, dtype=torch.long), steps=1,
+                                 clip_grad=0), "clip_grad"),
+    (lambda: W.predict_rain_members(GRUSequenceModel(3, 4, 1), torch.zeros(2, 3, dtype=torch.long)), "model"),
 ])
 def test_bad_inputs_raise_value_error_naming_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
