@@ -216,3 +216,96 @@ def test_spearman_and_slope():
     assert slope == pytest.approx(2.0) and intercept == pytest.approx(1.0)
     with pytest.raises(ValueError):
         mz.spearman(torch.ones(5), x[:5])
+
+
+def test_batched_training_equals_training_each_net_alone():
+    kwargs = dict(steps=5, batch_size=6, size=7, iterations=4, warm_start_factor=3)
+    for make, extra in ((lambda s: mz.RecurrentMazeNet(5, seed=s), {}),
+                        (lambda s: mz.RecurrentMazeNet(5, seed=s), {"progressive": False, "noise": 0.0}),
+                        (lambda s: mz.FeedForwardMazeNet(5, 3, seed=s), {})):
+        nets = [make(s) for s in (0, 1, 2)]
+        losses = mz.train_maze_nets(nets, seeds=[4, 9, 13], **kwargs, **extra)
+        assert len(losses) == 3 and all(len(l) == 5 for l in losses)
+        for i, seed in enumerate((4, 9, 13)):
+            alone = make(i)
+            l_alone = mz.train_maze_net(alone, seed=seed, **kwargs, **extra)
+            assert l_alone == pytest.approx(losses[i], abs=1e-5)
+            for p, q in zip(alone.parameters(), nets[i].parameters()):
+                assert torch.allclose(p, q, atol=1e-5)
+        # the members did not all learn the same thing
+        assert not torch.equal(nets[0].head.weight, nets[1].head.weight)
+
+
+def test_progressive_false_scores_only_the_answer_after_exactly_the_training_iterations():
+    free, source = mz.random_mazes(6, 7, seed=4)  # the first batch train_maze_net draws with seed 4
+    target = mz.reachable(free, source).float()
+    net = mz.RecurrentMazeNet(5, seed=1)
+    with torch.no_grad():
+        logits, _ = net(mz.maze_inputs(free, source), 4)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    expected = float((loss * free).sum() / free.sum())
+    plain = mz.train_maze_net(mz.RecurrentMazeNet(5, seed=1), steps=1, batch_size=6, size=7, iterations=4,
+                              progressive=False, noise=0.0, seed=4)
+    assert plain[0] == pytest.approx(expected, rel=1e-5)
+    # the progressive loss averages in a second term, scored at another iteration count
+    recipe = mz.train_maze_net(mz.RecurrentMazeNet(5, seed=1), steps=1, batch_size=6, size=7, iterations=4,
+                               noise=0.0, seed=4)
+    assert abs(recipe[0] - expected) > 1e-4
+
+
+def test_fast_path_agrees_with_the_modules():
+    free, source = mz.random_mazes(10, 13, seed=6)
+    x = mz.maze_inputs(free, source)
+    net = mz.RecurrentMazeNet(6, seed=3)
+    mz.train_maze_net(net, steps=3, batch_size=4, size=7, iterations=3, seed=0)
+    ff = mz.FeedForwardMazeNet(6, 3, seed=3)
+    with torch.no_grad():
+        for t in (1, 5, 9):
+            logits, _ = net(x, t)
+            assert torch.equal(mz.predict(net, free, source, iterations=t), (logits > 0) & free)
+        logits, _ = ff(x)
+    assert torch.equal(mz.predict(ff, free, source, batch_size=3), (logits > 0) & free)
+
+
+def test_steps_needed_is_the_reach_a_perfect_flood_fill_needs():
+    free, source = mz.random_mazes(60, 11, seed=2)
+    for diagonal in (False, True):
+        need = mz.steps_needed(free, source, diagonal=diagonal)
+        assert need.dtype == torch.int64 and need.shape == (60,)
+        for b in range(3):
+            dist = python_bfs(free[b].tolist(), source[b].tolist(), diagonal)
+            assert int(need[b]) == max(max(row) for row in dist)
+        target = mz.reachable(free, source)
+        reached = source.clone()
+        for t in range(1, 12):
+            reached = mz.flood_fill_step(reached, free, diagonal=diagonal)
+            solved = (reached == target).flatten(1).all(1)
+            assert torch.equal(solved, need <= t)
+    assert bool((mz.steps_needed(free, source, diagonal=True) <= mz.steps_needed(free, source)).all())
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: mz.train_maze_nets([mz.RecurrentMazeNet(4)], seeds=[0, 1], steps=1), "seeds"),
+        (lambda: mz.train_maze_nets([mz.RecurrentMazeNet(4), mz.RecurrentMazeNet(5)], seeds=[0, 1]), "nets"),
+        (lambda: mz.train_maze_nets([mz.RecurrentMazeNet(4), mz.FeedForwardMazeNet(4, 2)], seeds=[0, 1]), "nets"),
+        (lambda: mz.train_maze_nets([], seeds=[]), "nets"),
+        (lambda: mz.train_maze_nets(mz.RecurrentMazeNet(4), seeds=[0]), "nets"),
+        (lambda: mz.train_maze_nets([mz.RecurrentMazeNet(4)], seeds=[-1]), "seeds"),
+        (lambda: mz.train_maze_net(mz.RecurrentMazeNet(4), steps=1, progressive="no"), "progressive"),
+        (lambda: mz.train_maze_net(mz.RecurrentMazeNet(4), steps=1, device="nonsense"), "device"),
+        (lambda: mz.RecurrentMazeNet(4, device="nonsense"), "device"),
+        (lambda: mz.FeedForwardMazeNet(4, 2, device="tpu"), "device"),
+        (lambda: mz.predict(torch.nn.Linear(2, 2), torch.ones(1, 5, 5), torch.ones(1, 5, 5)), "net"),
+    ],
+)
+def test_bad_training_inputs_raise_value_error_naming_the_argument(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+def test_the_same_net_twice_is_refused():
+    net = mz.RecurrentMazeNet(4)
+    with pytest.raises(ValueError, match="nets"):
+        mz.train_maze_nets([net, net], seeds=[0, 1], steps=1)
