@@ -725,9 +725,9 @@ def net_policy(net: nn.Module, *, greedy: bool = False) -> Policy:
     return act
 
 
-PAPER_SCALE_RECIPE = dict(hidden=64, batch=256, updates=1500, lr=1e-2, lr_final=1e-3, gamma=0.9,
-                          gamma_final=0.99, gae_lambda=0.95, ent_coef=0.01, ent_coef_final=0.0,
-                          normalize_advantages=False, reward_scale=1.0)
+PAPER_SCALE_RECIPE = dict(hidden=64, batch=256, updates=1500, lr=1e-2, lr_final=1e-3, gamma=0.99,
+                          gamma_final=0.99, gae_lambda=0.95, ent_coef=0.001, ent_coef_final=0.0,
+                          normalize_advantages=False, reward_scale=0.1)
 """Keyword arguments of :func:`train_meta_learner` for the paper-scale setting: Duan et
 al. 2016 (RL^2), Table 1, k = 5 arms, n = 100 pulls (see ``scripts/rl2_table1.py``)."""
 

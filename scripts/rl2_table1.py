@@ -15,9 +15,12 @@ overridden from the command line (e.g. ``--gamma 0.99 --gamma-final 0.99``).
 What we learned choosing the recipe (k = 5, n = 100, A2C, single runs, first 100-300
 updates): a fixed discount of 0.95 or more, with or without normalized advantages, GAE
 lambda 0.3 or 0.95, learning rates 3e-3 to 1e-2, left the policy at random play (about
-50) and its entropy collapsed onto one arm within a few hundred updates; the lesson's
-discount of 0.9 learns but stays short-sighted (68.5 after 600 updates, below greedy
-play). The recipe therefore starts at 0.9 and moves the discount linearly to 0.99.
+50) and its entropy collapsed onto one arm within a few hundred updates: the value
+targets (returns of about 50) swamp the shared GRU. The lesson's discount of 0.9 learns
+but stays short-sighted (68.5 after 600 updates, below greedy play); moving the discount
+from 0.9 to 0.99 over the run learned (69.1 held-out after 300 of 1500 updates). The
+recipe keeps the discount at 0.99 and scales the rewards the learner sees by 0.1 (value
+targets near 5), with a small entropy bonus: 74.3 held-out after 300 of 1500 updates.
 """
 from __future__ import annotations
 
