@@ -15,6 +15,12 @@ Conventions, used by every function here:
 * A solution is a ``chosen`` bool tensor ``[B, n]``: ``chosen[b, i]`` is True when
   instance ``b`` puts item ``i`` in the knapsack.
 * Nothing loops over instances in Python: loops run over items (DP stages) only.
+
+The network (:class:`KnapsackNet`) has a fixed depth and lets each item see only pooled
+summaries of the others, so it cannot run the DP; the lesson asks which heuristic it
+resembles. :func:`dp_with_random_mistakes` is the control for that question: an imitator
+of the DP that errs at random, as often as a given learner, so that a mistake metric can
+be read against what chance mistakes score.
 """
 from __future__ import annotations
 
@@ -129,6 +135,10 @@ def random_instances(
     Returns ``(values, weights, capacity)``: int64 tensors of shapes ``[B, n]``,
     ``[B, n]`` and ``[B]`` on ``device``. The same ``seed`` gives the same instances on
     any device (they are drawn on the CPU, then moved).
+
+    Raises ValueError naming the argument for a non-positive count or maximum, a bad
+    ``capacity_fraction`` or ``seed``, or a ``device`` that is not one (or CUDA where
+    there is none; see :func:`mesakit.check_device`).
     """
     device = check_device("device", device)
     n_instances = check_positive_int("n_instances", n_instances)
