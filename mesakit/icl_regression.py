@@ -25,6 +25,13 @@ and ``y`` tokens instead; this layout carries the same information in half the t
 
 Everything is vectorized over sequences and pool tasks; the only Python loops are over
 training steps and over memory-bounding chunks of a test batch.
+
+A sweep (training seeds x pool sizes) trains as one program: ``BatchedICLTransformer``
+holds E independent small transformers whose weights are stacked on a leading member
+dimension and run with batched matrix products (``torch.bmm``), and
+``train_icl_sweep`` trains them together, each member on its own pool with its own seed.
+(``mesakit.ensembles.Ensemble`` would vmap ``CausalTransformer``, but attention falls
+back to a slow per-member path under vmap; hand-batched attention avoids it.)
 """
 from __future__ import annotations
 
@@ -32,8 +39,10 @@ import math
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from .core import check_device, check_in_range, check_positive_int, make_generator
+from .core import check_device, check_in_range, check_positive_int, make_generator, progress
 from .nets import CausalTransformer, train_supervised
 
 __all__ = [
@@ -51,6 +60,9 @@ __all__ = [
     "make_icl_transformer",
     "train_icl_transformer",
     "transformer_predict_all",
+    "BatchedICLTransformer",
+    "train_icl_sweep",
+    "batched_predict_all",
 ]
 
 
@@ -99,6 +111,7 @@ def sample_tasks(n_tasks: int, d: int, *, prior_std: float = 1.0, seed: int = 0,
 
     Called once per seed with ``n_tasks = M`` it gives the pretraining *task pool*; with a
     different seed it gives fresh, unseen tasks from the same prior."""
+    device = check_device("device", device)
     check_positive_int("n_tasks", n_tasks)
     check_positive_int("d", d)
     if not (isinstance(prior_std, (int, float)) and prior_std > 0):
@@ -122,6 +135,7 @@ def sample_sequences(tasks: torch.Tensor, n_points: int, noise_std: float, *, se
     and ``ys [batch, n_points]`` with ``y_i = w . x_i + noise_std * eps_i``.
 
     Randomness comes from ``generator`` when given (training loops), else from ``seed``."""
+    device = check_device("device", device)
     tasks = _check_tensor("tasks", tasks, 2, "[batch, d]")
     check_positive_int("n_points", n_points)
     noise_std = _check_nonneg("noise_std", noise_std)
@@ -292,6 +306,7 @@ def make_icl_transformer(d: int, n_points: int, *, d_model: int = 32, n_heads: i
                          device: torch.device | str = "cpu") -> CausalTransformer:
     """A small ``CausalTransformer`` reading ``make_tokens`` output (``2 d + 1`` features)
     and emitting one number per token, the prediction of ``y_i``. Seeded initialisation."""
+    device = check_device("device", device)
     check_positive_int("d", d)
     check_positive_int("n_points", n_points)
     torch.manual_seed(seed)
@@ -309,6 +324,7 @@ def train_icl_transformer(task_pool: torch.Tensor | None, *, d: int, n_points: i
     ``task_pool`` (``[M, d]``), or fresh from the prior ``N(0, I_d)`` at every sequence when
     ``task_pool`` is None (``M = infinity``). Returns ``(model, losses)``; the loss is the
     mean squared error of the prediction at every position. Deterministic given ``seed``."""
+    device = check_device("device", device)
     check_positive_int("d", d)
     check_positive_int("n_points", n_points)
     check_positive_int("steps", steps)
@@ -347,3 +363,215 @@ def transformer_predict_all(model: torch.nn.Module, xs: torch.Tensor, ys: torch.
     dev = next(model.parameters()).device
     tokens = make_tokens(xs, ys).to(dev)
     return torch.cat([model(tokens[s:s + chunk]).squeeze(-1) for s in range(0, tokens.shape[0], chunk)])
+
+
+# ---------------------------------------------------------------------------------------
+# a sweep of transformers (seeds x pool sizes) as one batched program
+
+
+class BatchedICLTransformer(nn.Module):
+    """E independent pre-norm causal transformers, run in one call.
+
+    Member ``e`` reads ``make_tokens`` output (``2 d + 1`` features per token) and emits one
+    number per token, the prediction of ``y_i``. Every weight has a leading member
+    dimension ``E``; the linear maps are batched matrix products and the attention is
+    written out with a causal mask, so E members cost about as much as one model on an
+    E times larger batch. Architecture per member: a linear embedding plus a learned
+    position embedding, ``n_layers`` blocks of (LayerNorm, ``n_heads``-head causal
+    softmax attention, residual; LayerNorm, GELU MLP of width ``ffn_mult * d_model``,
+    residual), a final LayerNorm and a linear head (as ``CausalTransformer``, with a
+    narrower MLP).
+
+    ``seeds`` (length E) seeds each member's initialisation: member ``e`` is initialised
+    from ``torch.Generator().manual_seed(seeds[e])``, whatever the other members are.
+    Raises ValueError for non-positive sizes, an empty ``seeds`` or ``d_model`` not
+    divisible by ``n_heads``.
+    """
+
+    def __init__(self, seeds: Sequence[int], d: int, n_points: int, *, d_model: int = 32, n_heads: int = 4,
+                 n_layers: int = 2, ffn_mult: int = 2, device: torch.device | str = "cpu"):
+        super().__init__()
+        device = check_device("device", device)
+        seeds = list(seeds)
+        if not seeds:
+            raise ValueError("seeds must name at least one member, got an empty sequence")
+        for s in seeds:
+            check_positive_int("seeds[i]", s, minimum=0)
+        for name, value in (("d", d), ("n_points", n_points), ("d_model", d_model), ("n_heads", n_heads),
+                            ("n_layers", n_layers), ("ffn_mult", ffn_mult)):
+            check_positive_int(name, value)
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.seeds, self.d, self.n_points = seeds, d, n_points
+        self.d_model, self.n_heads, self.n_layers, self.ffn_mult = d_model, n_heads, n_layers, ffn_mult
+        in_dim, hid = 2 * d + 1, ffn_mult * d_model
+        shapes = [("embed", in_dim, d_model)]
+        for layer in range(n_layers):
+            shapes += [(f"qkv{layer}", d_model, 3 * d_model), (f"out{layer}", d_model, d_model),
+                       (f"up{layer}", d_model, hid), (f"down{layer}", hid, d_model)]
+        shapes.append(("head", d_model, 1))
+        weights = {name: [] for name, _, _ in shapes}
+        biases = {name: [] for name, _, _ in shapes}
+        pos = []
+        for s in seeds:   # initialisation only: one member at a time, from its own seed
+            gen = torch.Generator().manual_seed(int(s))
+            for name, fan_in, fan_out in shapes:   # nn.Linear's default uniform(+-1/sqrt(fan_in))
+                bound = 1 / math.sqrt(fan_in)
+                weights[name].append((torch.rand(fan_in, fan_out, generator=gen) * 2 - 1) * bound)
+                biases[name].append((torch.rand(fan_out, generator=gen) * 2 - 1) * bound)
+            pos.append(0.02 * torch.randn(n_points, d_model, generator=gen))
+        self.w = nn.ParameterDict({k: nn.Parameter(torch.stack(v)) for k, v in weights.items()})
+        self.b = nn.ParameterDict({k: nn.Parameter(torch.stack(v)) for k, v in biases.items()})
+        self.pos = nn.Parameter(torch.stack(pos))
+        E = len(seeds)
+        self.ln_g = nn.Parameter(torch.ones(E, 2 * n_layers + 1, d_model))
+        self.ln_b = nn.Parameter(torch.zeros(E, 2 * n_layers + 1, d_model))
+        self.to(device)
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def _linear(self, h: torch.Tensor, name: str) -> torch.Tensor:
+        E, B, T, _ = h.shape
+        out = torch.baddbmm(self.b[name].unsqueeze(1), h.reshape(E, B * T, -1), self.w[name])
+        return out.reshape(E, B, T, -1)
+
+    def _norm(self, h: torch.Tensor, i: int) -> torch.Tensor:
+        h = F.layer_norm(h, (self.d_model,))
+        return h * self.ln_g[:, i, None, None] + self.ln_b[:, i, None, None]
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``tokens [E, B, T, 2 d + 1]`` (one batch per member) -> predictions ``[E, B, T]``."""
+        if tokens.dim() != 4 or tokens.shape[0] != len(self) or tokens.shape[-1] != 2 * self.d + 1:
+            raise ValueError(f"tokens must have shape [E={len(self)}, batch, time, {2 * self.d + 1}], "
+                             f"got {tuple(tokens.shape)}")
+        E, B, T, _ = tokens.shape
+        if T > self.n_points:
+            raise ValueError(f"sequence length {T} exceeds n_points={self.n_points}")
+        H, dh = self.n_heads, self.d_model // self.n_heads
+        mask = torch.full((T, T), float("-inf"), device=tokens.device).triu(1)
+        h = self._linear(tokens, "embed") + self.pos[:, None, :T]
+        for layer in range(self.n_layers):
+            qkv = self._linear(self._norm(h, 2 * layer), f"qkv{layer}")
+            q, k, v = qkv.reshape(E, B, T, 3, H, dh).permute(3, 0, 1, 4, 2, 5)   # [E, B, H, T, dh] each
+            att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(dh) + mask, dim=-1)
+            h = h + self._linear((att @ v).transpose(2, 3).reshape(E, B, T, self.d_model), f"out{layer}")
+            up = F.gelu(self._linear(self._norm(h, 2 * layer + 1), f"up{layer}"))
+            h = h + self._linear(up, f"down{layer}")
+        return self._linear(self._norm(h, 2 * self.n_layers), "head").squeeze(-1)
+
+
+def train_icl_sweep(task_pools: Sequence[torch.Tensor | None], seeds: Sequence[int], *, d: int, n_points: int,
+                    noise_std: float, steps: int, batch: int = 32, lr: float = 1e-2, warmup: int = 50,
+                    clip_grad: float | None = 1.0, d_model: int = 32, n_heads: int = 4, n_layers: int = 2,
+                    ffn_mult: int = 2, checkpoints: Sequence[int] = (), on_checkpoint=None,
+                    device: torch.device | str = "cpu",
+                    desc: str = "sweep") -> tuple[BatchedICLTransformer, torch.Tensor]:
+    """Pretrain E transformers at once: member ``e`` trains on sequences whose tasks are
+    drawn uniformly from ``task_pools[e]`` (``[M_e, d]``; None means a fresh task from the
+    prior ``N(0, I_d)`` for every sequence) and is initialised from ``seeds[e]``.
+
+    Data: members that share a seed share their random stream, so they see the same
+    inputs ``x``, the same noise and the same uniform draws ``u`` that pick the task
+    (index ``floor(u * M_e)``; with nested pools, the same task wherever it exists).
+    Recipe: Adam, ``batch`` sequences per member and step, a linear warm-up over
+    ``warmup`` steps then a cosine decay to 0, each member's gradient clipped to norm
+    ``clip_grad`` on its own; the loss of each member is the mean squared error of its
+    prediction at every position, and the members' losses are summed so that each one's
+    gradient is what it would be alone. After step ``s`` in ``checkpoints`` (1-based),
+    ``on_checkpoint(s, model)`` is called (for learning curves).
+
+    Returns ``(model, losses)`` with ``losses [steps, E]``. Same arguments, same numbers.
+    Raises ValueError when the lengths of ``task_pools`` and ``seeds`` differ, a pool is
+    not ``[M >= 1, d]``, or a size or rate is not positive.
+    """
+    device = check_device("device", device)
+    seeds = [check_positive_int("seeds[i]", s, minimum=0) for s in seeds]
+    task_pools = list(task_pools)
+    if len(task_pools) != len(seeds) or not seeds:
+        raise ValueError(f"task_pools and seeds must have the same length >= 1, got {len(task_pools)} and {len(seeds)}")
+    check_positive_int("d", d)
+    check_positive_int("n_points", n_points)
+    check_positive_int("steps", steps)
+    check_positive_int("batch", batch)
+    check_positive_int("warmup", warmup, minimum=0)
+    noise_std = _check_nonneg("noise_std", noise_std)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if clip_grad is not None and (isinstance(clip_grad, bool) or not isinstance(clip_grad, (int, float)) or not clip_grad > 0):
+        raise ValueError(f"clip_grad must be a positive number or None, got {clip_grad!r}")
+    checkpoints = sorted({check_positive_int("checkpoints[i]", c) for c in checkpoints})
+    if checkpoints and (checkpoints[-1] > steps or on_checkpoint is None):
+        raise ValueError("checkpoints must lie in [1, steps] and come with an on_checkpoint callable")
+    E = len(seeds)
+    sizes = torch.tensor([0 if p is None else _check_pool(p, d).shape[0] for p in task_pools])
+    bank = torch.zeros(E, max(1, int(sizes.max())), d)
+    for e, p in enumerate(task_pools):
+        if p is not None:
+            bank[e, :p.shape[0]] = p.detach().to("cpu", torch.float32)
+    is_prior = sizes == 0
+    unique = sorted(set(seeds))
+    which = torch.tensor([unique.index(s) for s in seeds])
+    gens = [torch.Generator().manual_seed(int(s)) for s in unique]
+
+    model = BatchedICLTransformer(seeds, d, n_points, d_model=d_model, n_heads=n_heads, n_layers=n_layers,
+                                  ffn_mult=ffn_mult, device=device)
+    params = list(model.parameters())
+    opt = torch.optim.Adam(params, lr=lr)
+
+    def schedule(s: int) -> float:
+        warm = min(1.0, (s + 1) / warmup) if warmup else 1.0
+        return warm * 0.5 * (1 + math.cos(math.pi * s / steps))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    losses = torch.zeros(steps, E)
+    rows = torch.arange(E)[:, None]
+    for step in progress(range(steps), desc=desc):
+        draws = [(torch.randn(batch, n_points, d, generator=g), torch.randn(batch, n_points, generator=g),
+                  torch.rand(batch, generator=g), torch.randn(batch, d, generator=g)) for g in gens]
+        xs, noise, u, w_prior = (torch.stack(t)[which] for t in zip(*draws))   # [E, batch, ...]
+        idx = (u * sizes.clamp(min=1)[:, None]).long()
+        w = torch.where(is_prior[:, None, None], w_prior, bank[rows, idx])        # [E, batch, d]
+        ys = torch.einsum("ebnd,ebd->ebn", xs, w) + noise_std * noise
+        xs, ys = xs.to(device), ys.to(device)
+        pred = model(make_tokens(xs.reshape(E * batch, n_points, d), ys.reshape(E * batch, n_points))
+                     .reshape(E, batch, n_points, -1))
+        per_member = ((pred - ys) ** 2).mean(dim=(1, 2))
+        opt.zero_grad(set_to_none=True)
+        per_member.sum().backward()
+        if clip_grad:
+            sq = sum(p.grad.pow(2).reshape(E, -1).sum(1) for p in params)
+            scale = (clip_grad / (sq.sqrt() + 1e-6)).clamp(max=1.0)
+            for p in params:
+                p.grad.mul_(scale.view(-1, *([1] * (p.grad.dim() - 1))))
+        opt.step()
+        sched.step()
+        losses[step] = per_member.detach().cpu()
+        if checkpoints and step + 1 in checkpoints:
+            model.eval()
+            on_checkpoint(step + 1, model)
+            model.train()
+    model.eval()
+    return model, losses
+
+
+@torch.no_grad()
+def batched_predict_all(model: BatchedICLTransformer, xs: torch.Tensor, ys: torch.Tensor,
+                        chunk: int = 512) -> torch.Tensor:
+    """``[E, batch, n]``: every member's prediction of every ``y_i`` from the pairs before
+    it, on the same test sequences ``xs [batch, n, d]``, ``ys [batch, n]`` (or one set per
+    member, ``xs [E, batch, n, d]``, ``ys [E, batch, n]``), ``chunk`` sequences at a time."""
+    if not isinstance(model, BatchedICLTransformer):
+        raise ValueError(f"model must be a BatchedICLTransformer, got {type(model).__name__}")
+    check_positive_int("chunk", chunk)
+    E = len(model)
+    if isinstance(xs, torch.Tensor) and xs.dim() == 4:
+        if not isinstance(ys, torch.Tensor) or ys.dim() != 3 or xs.shape[0] != E or ys.shape[0] != E:
+            raise ValueError(f"per-member xs, ys must have shapes [E={E}, batch, n, d] and [E, batch, n]")
+        tokens = make_tokens(xs.flatten(0, 1), ys.flatten(0, 1)).reshape(E, xs.shape[1], xs.shape[2], -1)
+    else:
+        tokens = make_tokens(xs, ys).unsqueeze(0).expand(E, -1, -1, -1)
+    model.eval()
+    dev = model.pos.device
+    tokens = tokens.to(dev)
+    return torch.cat([model(tokens[:, s:s + chunk]) for s in range(0, tokens.shape[1], chunk)], dim=1)

@@ -4,6 +4,8 @@ import pytest
 import torch
 
 from mesakit.icl_regression import (
+    BatchedICLTransformer,
+    batched_predict_all,
     dmmse_predict,
     dmmse_predict_all,
     make_tokens,
@@ -14,6 +16,7 @@ from mesakit.icl_regression import (
     crossover,
     sample_sequences,
     sample_tasks,
+    train_icl_sweep,
     train_icl_transformer,
     transformer_predict_all,
 )
@@ -175,3 +178,76 @@ def test_bad_arguments():
         train_icl_transformer(torch.randn(3, 4), d=2, n_points=3, noise_std=0.1, steps=1)
     with pytest.raises(ValueError, match="pred_a"):
         prediction_distance(torch.zeros(2), torch.zeros(3))
+
+
+def test_batched_members_are_independent_and_seeded():
+    a = BatchedICLTransformer([3, 5], d=2, n_points=6, d_model=8, n_heads=2, n_layers=1)
+    b = BatchedICLTransformer([5], d=2, n_points=6, d_model=8, n_heads=2, n_layers=1)
+    _, xs, ys = _data(d=2, n=6, batch=4, noise=0.1)
+    pa, pb = batched_predict_all(a, xs, ys), batched_predict_all(b, xs, ys)
+    assert pa.shape == (2, 4, 6) and pb.shape == (1, 4, 6)
+    # member 1 of a equals the one-member model with the same seed, whatever member 0 is
+    assert torch.allclose(pa[1], pb[0], atol=1e-5)
+    assert not torch.allclose(pa[0], pa[1])
+    # causal: changing the last target changes no prediction, changing the first changes later ones
+    ys2 = ys.clone(); ys2[:, -1] += 5.0
+    assert torch.equal(batched_predict_all(a, xs, ys2), pa)
+    ys3 = ys.clone(); ys3[:, 0] += 5.0
+    p3 = batched_predict_all(a, xs, ys3)
+    assert torch.equal(p3[:, :, 0], pa[:, :, 0]) and not torch.allclose(p3[:, :, 1:], pa[:, :, 1:])
+
+
+def test_sweep_is_deterministic_learns_and_matches_a_lone_member():
+    pool = sample_tasks(1, 2, seed=0)
+
+    def run(pools, seeds):
+        return train_icl_sweep(pools, seeds, d=2, n_points=6, noise_std=0.1, steps=60, batch=16, lr=1e-2,
+                               warmup=5, d_model=8, n_heads=2, n_layers=1)
+    (m1, l1), (m2, l2) = run([pool, None], [1, 2]), run([pool, None], [1, 2])
+    assert torch.equal(l1, l2) and l1.shape == (60, 2)
+    assert l1[-10:, 0].mean() < 0.2 * l1[:5, 0].mean()   # one task: memorised
+    # training member 0 alone gives the same model (members do not interact)
+    m3, l3 = run([pool], [1])
+    _, xs, ys = _data(d=2, n=6, batch=3, noise=0.1)
+    assert torch.allclose(batched_predict_all(m1, xs, ys)[0], batched_predict_all(m3, xs, ys)[0], atol=1e-4)
+    calls = []
+    train_icl_sweep([pool], [1], d=2, n_points=6, noise_std=0.1, steps=4, batch=4, d_model=8, n_heads=2,
+                    n_layers=1, checkpoints=[2, 4], on_checkpoint=lambda s, m: calls.append(s))
+    assert calls == [2, 4]
+
+
+def test_sweep_and_batched_bad_arguments():
+    pool = torch.randn(3, 2)
+    with pytest.raises(ValueError, match="task_pools and seeds"):
+        train_icl_sweep([pool], [0, 1], d=2, n_points=3, noise_std=0.1, steps=1)
+    with pytest.raises(ValueError, match="task_pool"):
+        train_icl_sweep([torch.randn(3, 4)], [0], d=2, n_points=3, noise_std=0.1, steps=1)
+    with pytest.raises(ValueError, match="lr"):
+        train_icl_sweep([pool], [0], d=2, n_points=3, noise_std=0.1, steps=1, lr=0)
+    with pytest.raises(ValueError, match="checkpoints"):
+        train_icl_sweep([pool], [0], d=2, n_points=3, noise_std=0.1, steps=2, checkpoints=[3], on_checkpoint=print)
+    with pytest.raises(ValueError, match="seeds"):
+        BatchedICLTransformer([], d=2, n_points=3)
+    with pytest.raises(ValueError, match="n_heads"):
+        BatchedICLTransformer([0], d=2, n_points=3, d_model=10, n_heads=4)
+    with pytest.raises(ValueError, match="tokens"):
+        BatchedICLTransformer([0, 1], d=2, n_points=3)(torch.zeros(1, 2, 3, 5))
+    with pytest.raises(ValueError, match="model"):
+        batched_predict_all(torch.nn.Linear(2, 2), torch.zeros(1, 3, 2), torch.zeros(1, 3))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_device_arguments_are_validated():
+    pool = torch.randn(3, 2)
+    with pytest.raises(ValueError, match="device"):
+        sample_tasks(2, 2, device="cuda")
+    with pytest.raises(ValueError, match="device"):
+        sample_sequences(pool, 3, 0.1, device="cuda")
+    with pytest.raises(ValueError, match="device"):
+        train_icl_transformer(pool, d=2, n_points=3, noise_std=0.1, steps=1, device="cuda")
+    with pytest.raises(ValueError, match="device"):
+        train_icl_sweep([pool], [0], d=2, n_points=3, noise_std=0.1, steps=1, device="cuda")
+    with pytest.raises(ValueError, match="device"):
+        BatchedICLTransformer([0], d=2, n_points=3, device="cuda")
+    with pytest.raises(ValueError, match="device"):
+        sample_tasks(2, 2, device="tpu-ish")
