@@ -16,6 +16,12 @@ with the length ``t`` of the history, and reads all of it at every step. Both an
 formulas (bytes, multiply-adds) and wall-clock timings are provided, plus an exact
 cached decoder for ``mesakit.nets.CausalTransformer`` so the timings are of real
 incremental inference, not of recomputing the whole sequence.
+
+A claim about what training produces must hold across training seeds and training
+budgets, so the module also trains several seeds of one architecture as one batched
+program (``GRUEnsemble``, ``TransformerEnsemble``, ``train_ensemble``), with a constant
+learning rate and evaluations at checkpoints: one run gives recall against training
+steps for every seed (``steps_to_reach`` reads off how long each took).
 """
 from __future__ import annotations
 
@@ -28,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import check_device, check_positive_int, make_generator
+from .core import check_choice, check_device, check_positive_int, make_generator, progress
+from .ensembles import clip_grad_norm_per_member_
 from .nets import CausalTransformer, GRUSequenceModel
 
 __all__ = [
@@ -51,6 +58,11 @@ __all__ = [
     "transformer_decode_step",
     "transformer_stepwise",
     "measure_step_time",
+    "GRUEnsemble",
+    "TransformerEnsemble",
+    "train_ensemble",
+    "recall_accuracy_per_member",
+    "steps_to_reach",
 ]
 
 
@@ -111,6 +123,7 @@ def coin_flip_batch(batch: int, length: int, *, seed: int | None = None,
     ``train_supervised``), else from a fresh one seeded with ``seed``."""
     batch = check_positive_int("batch", batch)
     length = check_positive_int("length", length)
+    device = check_device("device", device)
     gen = _generator(seed, generator)
     bias = torch.rand(batch, generator=gen)
     flips = (torch.rand(batch, length, generator=gen) < bias[:, None]).float()
@@ -221,6 +234,7 @@ def associative_recall_batch(batch: int, n_pairs: int, *, n_keys: int = 8, n_val
     n_queries = check_positive_int("n_queries", n_queries)
     if not isinstance(query_first, bool):
         raise ValueError(f"query_first must be True or False, got {query_first!r}")
+    device = check_device("device", device)
     if n_pairs > n_keys:
         raise ValueError(f"n_pairs ({n_pairs}) must be <= n_keys ({n_keys}): keys are distinct")
     gen = _generator(seed, generator)
@@ -357,6 +371,7 @@ class KVCache:
         _, d, n_layers, _, _ = _transformer_dims(model)
         batch = check_positive_int("batch", batch)
         capacity = check_positive_int("capacity", capacity)
+        device = check_device("device", device)
         self.k = torch.zeros(n_layers, batch, capacity, d, device=device, dtype=dtype)
         self.v = torch.zeros_like(self.k)
         self.length = 0
@@ -368,6 +383,7 @@ class KVCache:
         for timing a step at a given history length without paying to build the history
         (the cost of a step does not depend on the cached values)."""
         length = check_positive_int("length", length, minimum=0)
+        device = check_device("device", device)
         cache = cls(model, batch, capacity=length + check_positive_int("spare", spare), device=device)
         cache.length = length
         return cache
@@ -449,7 +465,7 @@ def measure_step_time(model: nn.Module, lengths: Sequence[int], *, batch: int = 
     warmup = check_positive_int("warmup", warmup, minimum=0)
     if not isinstance(model, (GRUSequenceModel, CausalTransformer)):
         raise ValueError(f"model must be a GRUSequenceModel or a CausalTransformer, got {type(model).__name__}")
-    device = torch.device(device)
+    device = check_device("device", device)
     model = model.to(device).eval()
     gen = make_generator(seed)
     in_dim = model.gru.input_size if isinstance(model, GRUSequenceModel) else model.embed.in_features
@@ -484,3 +500,261 @@ def measure_step_time(model: nn.Module, lengths: Sequence[int], *, batch: int = 
         else:
             state_bytes.append(carried.numel() * carried.element_size())
     return {"lengths": lengths, "seconds": seconds, "state_bytes": state_bytes}
+
+
+# ------------------------------------------- several training seeds as one program
+def _check_seeds(seeds) -> list[int]:
+    try:
+        values = list(seeds)
+    except TypeError:
+        raise ValueError(f"seeds must be a non-empty sequence of integers >= 0, got {seeds!r}") from None
+    if not values:
+        raise ValueError(f"seeds must be a non-empty sequence of integers >= 0, got {seeds!r}")
+    return [check_positive_int("seeds[i]", s, minimum=0) for s in values]
+
+
+def _stack_members(factory, seeds: list[int]) -> tuple[nn.ParameterDict, list[str]]:
+    """Build ``factory()`` after ``torch.manual_seed(s)`` for every seed and stack each
+    parameter along a new leading member dimension."""
+    members = []
+    for s in seeds:
+        torch.manual_seed(s)
+        members.append(factory())
+    names = [n for n, _ in members[0].named_parameters()]
+    params = nn.ParameterDict({n.replace(".", "__"): nn.Parameter(torch.stack(
+        [dict(m.named_parameters())[n].detach() for m in members])) for n in names})
+    return params, names
+
+
+def _check_member_input(x: torch.Tensor, n_members: int, in_dim: int) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] != n_members or x.shape[-1] != in_dim:
+        raise ValueError(f"x must have shape [members={n_members}, batch, time, {in_dim}], "
+                         f"got {tuple(getattr(x, 'shape', ()))}")
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Per-member ``nn.Linear``: ``x`` [E, N, in], ``weight`` [E, out, in], ``bias`` [E, out]."""
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+
+class GRUEnsemble(nn.Module):
+    """E one-layer ``GRUSequenceModel``s with their own weights, run as one program.
+
+    Member ``i`` starts from exactly the weights ``GRUSequenceModel(in_dim, hidden,
+    out_dim)`` gets after ``torch.manual_seed(seeds[i])``; its parameters are a slice of
+    a leading member dimension, so its gradients (and Adam's state) are its own. The
+    recurrence is written out with batched matrix products (``nn.GRU`` has no batched
+    form over weights), with PyTorch's GRU equations {Cho et al. 2014}.
+
+    ``forward(x)``: ``x`` [E, B, T, in_dim] (one batch per member) -> [E, B, T, out_dim].
+    ``member(i)`` returns a plain ``GRUSequenceModel`` with member i's current weights.
+    Raises ValueError for a bad size, an empty ``seeds``, or a wrongly shaped ``x``."""
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, seeds: Sequence[int]):
+        super().__init__()
+        self.in_dim = check_positive_int("in_dim", in_dim)
+        self.hidden = check_positive_int("hidden", hidden)
+        self.out_dim = check_positive_int("out_dim", out_dim)
+        self.seeds = _check_seeds(seeds)
+        self.params, self._names = _stack_members(
+            lambda: GRUSequenceModel(self.in_dim, self.hidden, self.out_dim), self.seeds)
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_member_input(x, len(self), self.in_dim)
+        p = self.params
+        e, b, t, _ = x.shape
+        h = self.hidden
+        gates_in = _linear(x.reshape(e, b * t, -1), p["gru__weight_ih_l0"], p["gru__bias_ih_l0"])
+        gates_in = gates_in.view(e, b, t, 3 * h)
+        w_hh, b_hh = p["gru__weight_hh_l0"].transpose(1, 2), p["gru__bias_hh_l0"].unsqueeze(1)
+        state = x.new_zeros(e, b, h)
+        outs = []
+        for s in range(t):
+            gh = torch.baddbmm(b_hh, state, w_hh)
+            i_r, i_z, i_n = gates_in[:, :, s].chunk(3, -1)
+            h_r, h_z, h_n = gh.chunk(3, -1)
+            r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+            n = torch.tanh(i_n + r * h_n)
+            state = n + z * (state - n)          # = (1 - z) n + z h
+            outs.append(state)
+        hs = torch.stack(outs, 2).view(e, b * t, h)
+        return _linear(hs, p["head__weight"], p["head__bias"]).view(e, b, t, self.out_dim)
+
+    def member(self, i: int) -> GRUSequenceModel:
+        """Member ``i`` as a plain ``GRUSequenceModel`` (a copy of its current weights)."""
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(self):
+            raise ValueError(f"i must be an integer in [0, {len(self) - 1}], got {i!r}")
+        model = GRUSequenceModel(self.in_dim, self.hidden, self.out_dim)
+        model.load_state_dict({n: self.params[n.replace(".", "__")][i].detach().clone() for n in self._names})
+        return model.to(self.params["head__bias"].device).eval()
+
+
+class TransformerEnsemble(nn.Module):
+    """E ``CausalTransformer``s (``positional="none"``) with their own weights, run as one
+    program: the same pre-norm blocks as ``nn.TransformerEncoderLayer(norm_first=True)``
+    (causal self-attention, then a ReLU feed-forward of width 4 d, each with a residual),
+    written with batched matrix products over a leading member dimension {Vaswani et al.
+    2017}.
+
+    Member ``i`` starts from exactly the weights ``CausalTransformer(in_dim, out_dim,
+    d_model=..., n_heads=..., n_layers=..., positional="none")`` gets after
+    ``torch.manual_seed(seeds[i])``. ``forward(x)``: ``x`` [E, B, T, in_dim] ->
+    [E, B, T, out_dim]. ``member(i)`` returns that plain ``CausalTransformer``.
+    Raises ValueError for a bad size, an empty ``seeds``, or a wrongly shaped ``x``."""
+
+    def __init__(self, in_dim: int, out_dim: int, seeds: Sequence[int], *, d_model: int = 32,
+                 n_heads: int = 2, n_layers: int = 2):
+        super().__init__()
+        self.in_dim = check_positive_int("in_dim", in_dim)
+        self.out_dim = check_positive_int("out_dim", out_dim)
+        self.d_model = check_positive_int("d_model", d_model)
+        self.n_heads = check_positive_int("n_heads", n_heads)
+        self.n_layers = check_positive_int("n_layers", n_layers)
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.seeds = _check_seeds(seeds)
+        self.params, self._names = _stack_members(self._plain, self.seeds)
+
+    def _plain(self) -> CausalTransformer:
+        return CausalTransformer(self.in_dim, self.out_dim, d_model=self.d_model, n_heads=self.n_heads,
+                                 n_layers=self.n_layers, positional="none")
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_member_input(x, len(self), self.in_dim)
+        p = self.params
+        e, b, t, _ = x.shape
+        d, n_heads = self.d_model, self.n_heads
+        dh = d // n_heads
+
+        def norm(y, name):
+            return F.layer_norm(y, (d,), eps=1e-5) * p[f"{name}__weight"].unsqueeze(1) \
+                + p[f"{name}__bias"].unsqueeze(1)
+
+        h = _linear(x.reshape(e, b * t, -1), p["embed__weight"], p["embed__bias"])      # [E, B*T, d]
+        for i in range(self.n_layers):
+            pre = f"blocks__layers__{i}__"
+            qkv = _linear(norm(h, pre + "norm1"), p[pre + "self_attn__in_proj_weight"],
+                          p[pre + "self_attn__in_proj_bias"])
+            q, k, v = qkv.view(e * b, t, 3, n_heads, dh).permute(2, 0, 3, 1, 4)         # [E*B, H, T, dh]
+            mixed = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            mixed = mixed.permute(0, 2, 1, 3).reshape(e, b * t, d)
+            h = h + _linear(mixed, p[pre + "self_attn__out_proj__weight"], p[pre + "self_attn__out_proj__bias"])
+            ff = torch.relu(_linear(norm(h, pre + "norm2"), p[pre + "linear1__weight"], p[pre + "linear1__bias"]))
+            h = h + _linear(ff, p[pre + "linear2__weight"], p[pre + "linear2__bias"])
+        out = _linear(norm(h, "norm"), p["head__weight"], p["head__bias"])
+        return out.view(e, b, t, self.out_dim)
+
+    def member(self, i: int) -> CausalTransformer:
+        """Member ``i`` as a plain ``CausalTransformer`` (a copy of its current weights)."""
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(self):
+            raise ValueError(f"i must be an integer in [0, {len(self) - 1}], got {i!r}")
+        model = self._plain()
+        model.load_state_dict({n: self.params[n.replace(".", "__")][i].detach().clone() for n in self._names})
+        return model.to(self.params["head__bias"].device).eval()
+
+
+def train_ensemble(model: GRUEnsemble | TransformerEnsemble, make_batch, loss_fn, *, steps: int,
+                   lr: float = 1e-3, seed: int = 0, device: torch.device | str = "cpu",
+                   clip_grad: float | None = 1.0, schedule: str = "constant",
+                   checkpoints: Sequence[int] = (), evaluate=None, desc: str = "training") -> dict:
+    """Train every member of ``model`` with Adam on freshly drawn batches, as one program.
+
+    ``make_batch(generator)`` returns ``(inputs [E, B, ...], targets [E, B, ...])`` drawn
+    from the seeded generator (each member gets its own slice of data); ``loss_fn(outputs,
+    targets)`` returns one loss per member, shape [E]. Their sum is minimized, so each
+    member's gradient is that of its own loss; gradients are clipped to norm ``clip_grad``
+    per member. ``schedule="constant"`` keeps the learning rate fixed, so the model after
+    step s is the same whatever the total ``steps`` (a curve over checkpoints of one run
+    is a curve over training budgets); ``"cosine"`` decays it to 0 at ``steps``.
+    ``evaluate(model)`` (under ``torch.no_grad``) is called after each step listed in
+    ``checkpoints`` (integers in [1, steps]) and should return a tensor.
+
+    Returns ``{"losses": [steps, E] tensor, "checkpoints": sorted list, "evaluations":
+    tensor stacked over checkpoints}`` (``evaluations`` is None without checkpoints).
+    Raises ValueError naming a bad argument."""
+    if not isinstance(model, (GRUEnsemble, TransformerEnsemble)):
+        raise ValueError(f"model must be a GRUEnsemble or a TransformerEnsemble, got {type(model).__name__}")
+    steps = check_positive_int("steps", steps)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    seed = check_positive_int("seed", seed, minimum=0)
+    device = check_device("device", device)
+    if clip_grad is not None and (isinstance(clip_grad, bool) or not isinstance(clip_grad, (int, float))
+                                  or not clip_grad > 0):
+        raise ValueError(f"clip_grad must be a positive number or None, got {clip_grad!r}")
+    check_choice("schedule", schedule, ("constant", "cosine"))
+    try:
+        marks = sorted({int(c) for c in checkpoints})
+    except (TypeError, ValueError):
+        raise ValueError(f"checkpoints must be integers in [1, {steps}], got {checkpoints!r}") from None
+    if marks and (marks[0] < 1 or marks[-1] > steps):
+        raise ValueError(f"checkpoints must be integers in [1, {steps}], got {checkpoints!r}")
+    if marks and not callable(evaluate):
+        raise ValueError("evaluate must be a function of the model when checkpoints are given")
+    gen = torch.Generator().manual_seed(seed)
+    model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = None
+    if schedule == "cosine":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
+    losses, evaluations, todo = [], [], set(marks)
+    for step in progress(range(1, steps + 1), desc=desc):
+        x, y = make_batch(gen)
+        loss = loss_fn(model(x.to(device)), y.to(device))
+        if loss.dim() != 1 or loss.shape[0] != len(model):
+            raise ValueError(f"loss_fn must return one loss per member, shape [{len(model)}], "
+                             f"got {tuple(loss.shape)}")
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        if clip_grad:
+            clip_grad_norm_per_member_(model, clip_grad)
+        opt.step()
+        if sched is not None:
+            sched.step()
+        losses.append(loss.detach().cpu())
+        if step in todo:
+            model.eval()
+            with torch.no_grad():
+                evaluations.append(torch.as_tensor(evaluate(model)).detach().cpu())
+            model.train()
+    model.eval()
+    return {"losses": torch.stack(losses), "checkpoints": marks,
+            "evaluations": torch.stack(evaluations) if evaluations else None}
+
+
+def recall_accuracy_per_member(logits: torch.Tensor, batch: RecallBatch) -> torch.Tensor:
+    """Recall accuracy of each member of an ensemble on one ``RecallBatch`` (the same
+    sequences for every member). ``logits`` [E, B, T or n_queries, n_values]; returns [E]."""
+    n_q = batch.targets.shape[1]
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 4 or logits.shape[1] != batch.targets.shape[0] \
+            or logits.shape[2] not in (n_q, batch.inputs.shape[1]):
+        raise ValueError(f"logits must be [members, {batch.targets.shape[0]}, {batch.inputs.shape[1]} or {n_q}, "
+                         f"n_values], got {tuple(getattr(logits, 'shape', ()))}")
+    return (logits[:, :, -n_q:].argmax(-1) == batch.targets.unsqueeze(0)).float().mean((1, 2))
+
+
+def steps_to_reach(curve: torch.Tensor, checkpoints: Sequence[int], threshold: float) -> list[float]:
+    """The first checkpoint at which each column of ``curve`` [C, E] (a score per
+    checkpoint and member) reaches ``threshold`` and stays at or above it for the rest of
+    the run; ``math.inf`` for a member that never does. Returns a list of E numbers."""
+    checkpoints = [check_positive_int("checkpoints", c) for c in checkpoints]
+    if not isinstance(curve, torch.Tensor) or curve.dim() != 2 or curve.shape[0] != len(checkpoints):
+        raise ValueError(f"curve must be [len(checkpoints)={len(checkpoints)}, members], "
+                         f"got {tuple(getattr(curve, 'shape', ()))}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise ValueError(f"threshold must be a number, got {threshold!r}")
+    result = []
+    for column in curve.T.tolist():
+        first = math.inf
+        for c, value in zip(reversed(checkpoints), reversed(column)):
+            if value < threshold:
+                break
+            first = c
+        result.append(first)
+    return result

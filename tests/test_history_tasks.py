@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from mesakit.history_tasks import (
+    GRUEnsemble,
     KVCache,
+    TransformerEnsemble,
     associative_recall_batch,
     attention_step_macs,
     bag_of_values_accuracy,
@@ -16,10 +18,13 @@ from mesakit.history_tasks import (
     kv_cache_bytes,
     measure_step_time,
     recall_accuracy,
+    recall_accuracy_per_member,
     recall_input_dim,
     recurrent_state_bytes,
     recurrent_step_macs,
     step_cost_table,
+    steps_to_reach,
+    train_ensemble,
     transformer_decode_step,
     transformer_stepwise,
 )
@@ -212,6 +217,27 @@ def test_measure_step_time_shapes_and_bytes():
     (lambda: measure_step_time(_models()[0], []), "lengths"),
     (lambda: measure_step_time(_models()[0], [4, 0]), "lengths"),
     (lambda: transformer_decode_step(_models()[1], torch.randn(2, 5), KVCache(_models()[1], 2)), "x"),
+    (lambda: coin_flip_batch(3, 4, device="gpu0"), "device"),
+    (lambda: associative_recall_batch(3, 2, device=7), "device"),
+    (lambda: KVCache(_models()[1], 2, device="tpu"), "device"),
+    (lambda: measure_step_time(_models()[0], [4], device="nope"), "device"),
+    (lambda: GRUEnsemble(3, 4, 2, []), "seeds"),
+    (lambda: GRUEnsemble(3, 0, 2, [0]), "hidden"),
+    (lambda: GRUEnsemble(3, 4, 2, [0, 1])(torch.randn(3, 2, 5, 3)), "x"),
+    (lambda: GRUEnsemble(3, 4, 2, [0]).member(1), "i must be"),
+    (lambda: TransformerEnsemble(3, 2, [0], d_model=10, n_heads=3), "d_model"),
+    (lambda: TransformerEnsemble(3, 2, [0, 1], d_model=8)(torch.randn(2, 2, 5, 4)), "x"),
+    (lambda: train_ensemble(torch.nn.Linear(2, 2), None, None, steps=1), "model"),
+    (lambda: train_ensemble(GRUEnsemble(3, 4, 2, [0]), None, None, steps=0), "steps"),
+    (lambda: train_ensemble(GRUEnsemble(3, 4, 2, [0]), None, None, steps=5, lr=0), "lr"),
+    (lambda: train_ensemble(GRUEnsemble(3, 4, 2, [0]), None, None, steps=5, schedule="step"), "schedule"),
+    (lambda: train_ensemble(GRUEnsemble(3, 4, 2, [0]), None, None, steps=5, checkpoints=[6],
+                            evaluate=lambda m: 0), "checkpoints"),
+    (lambda: train_ensemble(GRUEnsemble(3, 4, 2, [0]), None, None, steps=5, checkpoints=[2]), "evaluate"),
+    (lambda: train_ensemble(GRUEnsemble(3, 4, 2, [0]), None, None, steps=5, device="gpu0"), "device"),
+    (lambda: recall_accuracy_per_member(torch.zeros(3, 7, 8), associative_recall_batch(3, 2)), "logits"),
+    (lambda: steps_to_reach(torch.zeros(3, 2), [1, 2], 0.5), "curve"),
+    (lambda: steps_to_reach(torch.zeros(2, 2), [1, 0], 0.5), "checkpoints"),
 ])
 def test_bad_inputs_raise_value_error_naming_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
@@ -225,3 +251,107 @@ def test_learned_positions_stop_at_max_len():
         transformer_decode_step(tf, torch.randn(1, 3), cache)
     with pytest.raises(ValueError, match="max_len"):
         transformer_decode_step(tf, torch.randn(1, 3), cache)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_a_clear_value_error():
+    for call in (lambda: coin_flip_batch(2, 3, device="cuda"),
+                 lambda: associative_recall_batch(2, 2, device="cuda"),
+                 lambda: KVCache(_models()[1], 2, device="cuda"),
+                 lambda: KVCache.of_length(_models()[1], 2, 3, device="cuda"),
+                 lambda: measure_step_time(_models()[0], [4], device="cuda")):
+        with pytest.raises(ValueError, match="device='cuda' asks for CUDA"):
+            call()
+
+
+# ------------------------------------------------------------------ seeds as one program
+def test_gru_ensemble_members_are_the_plain_models_built_from_their_seeds():
+    seeds = [0, 4, 7]
+    ens = GRUEnsemble(5, 12, 3, seeds)
+    x = torch.randn(3, 2, 6, 5)
+    y = ens(x)
+    assert y.shape == (3, 2, 6, 3) and len(ens) == 3
+    for i, s in enumerate(seeds):
+        torch.manual_seed(s)
+        ref = GRUSequenceModel(5, 12, 3)
+        torch.testing.assert_close(ens.member(i)(x[i]), y[i], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(ref(x[i]), y[i], rtol=1e-5, atol=1e-6)
+
+
+def test_transformer_ensemble_members_are_the_plain_models_built_from_their_seeds():
+    seeds = [1, 2]
+    ens = TransformerEnsemble(5, 3, seeds, d_model=16, n_heads=2, n_layers=2)
+    x = torch.randn(2, 3, 7, 5)
+    y = ens(x)
+    for i, s in enumerate(seeds):
+        torch.manual_seed(s)
+        ref = CausalTransformer(5, 3, d_model=16, n_heads=2, n_layers=2, positional="none").train()
+        torch.testing.assert_close(ref(x[i]), y[i], rtol=1e-4, atol=1e-5)
+        # causal: changing the last token changes no earlier output
+    x2 = x.clone()
+    x2[:, :, -1] += 1.0
+    torch.testing.assert_close(ens(x2)[:, :, :-1], y[:, :, :-1])
+
+
+@pytest.mark.parametrize("kind", ["gru", "transformer"])
+def test_batched_training_equals_training_each_member_alone(kind):
+    def build(seeds):
+        if kind == "gru":
+            return GRUEnsemble(4, 8, 3, seeds)
+        return TransformerEnsemble(4, 3, seeds, d_model=8, n_heads=2, n_layers=1)
+
+    data = torch.Generator().manual_seed(0)
+    xs, ys = torch.randn(6, 2, 5, 3, 4, generator=data), torch.randint(0, 3, (6, 2, 5, 3), generator=data)
+
+    def loss_fn(out, y):
+        return torch.nn.functional.cross_entropy(out.reshape(-1, 3), y.reshape(-1), reduction="none") \
+            .view(out.shape[0], -1).mean(1)
+
+    def batches(members):
+        state = {"i": 0}
+
+        def make(gen):
+            i = state["i"]
+            state["i"] += 1
+            return xs[i][members], ys[i][members]
+        return make
+
+    both = build([3, 5])
+    run = train_ensemble(both, batches([0, 1]), loss_fn, steps=6, lr=1e-2, clip_grad=0.5,
+                         checkpoints=[2, 6], evaluate=lambda m: m(xs[0]).sum((1, 2, 3)))
+    assert run["losses"].shape == (6, 2) and run["evaluations"].shape == (2, 2) and run["checkpoints"] == [2, 6]
+    for i, s in enumerate([3, 5]):
+        alone = build([s])
+        train_ensemble(alone, batches([i]), loss_fn, steps=6, lr=1e-2, clip_grad=0.5)
+        for name, p in alone.params.items():
+            torch.testing.assert_close(p[0], both.params[name][i], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_train_ensemble_learns_and_repeats_exactly():
+    def make(gen):
+        b = associative_recall_batch(2 * 32, 1, n_keys=4, n_values=4, generator=gen)
+        return b.inputs.view(2, 32, 2, -1), b.sequence_targets.view(2, 32, 2)
+
+    def loss_fn(out, y):
+        per = torch.nn.functional.cross_entropy(out.reshape(-1, 4), y.reshape(-1), reduction="none").view(2, -1)
+        return per.sum(1) / (y.view(2, -1) != -100).sum(1)
+
+    test = associative_recall_batch(256, 1, n_keys=4, n_values=4, seed=9)
+    runs = []
+    for _ in range(2):
+        ens = TransformerEnsemble(recall_input_dim(4, 4), 4, [0, 1], d_model=8, n_heads=2, n_layers=1)
+        runs.append(train_ensemble(ens, make, loss_fn, steps=60, lr=1e-2, seed=3, checkpoints=[60],
+                                   evaluate=lambda m: recall_accuracy_per_member(m(test.inputs.expand(2, -1, -1, -1)), test)))
+    assert torch.equal(runs[0]["losses"], runs[1]["losses"])
+    assert (runs[0]["evaluations"][-1] > 0.9).all(), runs[0]["evaluations"]   # one pair: copy the only value
+
+
+def test_recall_accuracy_per_member_and_steps_to_reach():
+    b = associative_recall_batch(5, 3, n_keys=8, n_values=5, n_queries=2, seed=1)
+    perfect = torch.nn.functional.one_hot(b.targets, 5).float()
+    logits = torch.stack([perfect, -perfect, torch.cat([torch.zeros(5, 3, 5), perfect], 1)[:, -2:]])
+    assert recall_accuracy_per_member(logits, b).tolist() == [1.0, 0.0, 1.0]
+    curve = torch.tensor([[0.1, 0.96, 0.2], [0.97, 0.5, 0.3], [0.99, 0.97, 0.4]])
+    # the first checkpoint from which the score stays at or above the threshold; inf if never
+    assert steps_to_reach(curve, [10, 20, 40], 0.95) == [20, 40, math.inf]
+    assert steps_to_reach(curve, [10, 20, 40], 0.0) == [10, 10, 10]
