@@ -39,7 +39,7 @@ def test_exercises_state_difficulty_importance_and_minutes(path):
         title = header.splitlines()[0]
         assert "**Difficulty**" in header and "**Importance**" in header, title
         assert re.search(r"\*\*About \d+ minutes\*\*", header), title
-        assert re.search(r"\*\*\d+ points", header), title
+        assert re.search(r"\*\*\d+ points?\*\*", header), title
     assert "(solutions)" in nb.cells[0].source, "the title says which version this is"
     solution_cells = [c for c in nb.cells if "### BEGIN SOLUTION" in c.source]
     assert len(solution_cells) >= len(headers), "every exercise has an answer cell"

@@ -7,6 +7,6 @@ or "not implemented yet" for the stub the student version starts with. It never 
 traceback escape, and returns a truthy/falsy :class:`CheckResult` so a notebook can skip
 experiments that need an unfinished function.
 """
-from .core import CheckResult, Case, run_check, compare_tensors
+from .core import CheckResult, Case, Diagnosis, compare_tensors, run_check, same_as
 
-__all__ = ["CheckResult", "Case", "run_check", "compare_tensors"]
+__all__ = ["CheckResult", "Case", "Diagnosis", "run_check", "compare_tensors", "same_as"]

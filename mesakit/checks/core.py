@@ -1,6 +1,11 @@
 """The machinery every exercise check shares: run on seeded cases, compare, explain."""
 from __future__ import annotations
 
+import linecache
+import sys
+import os
+import sysconfig
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -11,12 +16,20 @@ NOT_IMPLEMENTED = "not implemented yet"
 
 @dataclass(frozen=True)
 class Case:
-    """One seeded input to a check: positional and keyword arguments, and a short
-    description shown in hints (e.g. "3 instances of 5 items")."""
+    """One seeded input to a check: positional and keyword arguments, a short
+    description shown in hints (e.g. "3 instances of 5 items"), and, for a case built to
+    catch one mistake, ``hint``: what it tests, shown when the learner fails on it and no
+    diagnosis names the mistake more precisely."""
 
     args: tuple
     kwargs: dict = field(default_factory=dict)
     description: str = ""
+    hint: str = ""
+
+
+#: A diagnosis looks at a wrong answer and the case's inputs and returns a sentence naming
+#: the mistake it recognizes, or None. Built with :func:`same_as` for a known wrong variant.
+Diagnosis = Callable[[Any, tuple, dict], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,57 @@ def compare_tensors(*, atol: float = 1e-6, rtol: float = 1e-5, dtype_kind: str |
     return compare
 
 
+def same_as(wrong_fn: Callable, hint: str, compare: "Comparer") -> Diagnosis:
+    """A diagnosis for one known wrong variant: when the learner's answer on a case equals
+    what ``wrong_fn`` (the mistake, written on purpose) returns on it, the hint is ``hint``.
+    A variant that raises, or that gives the right answer on this case, says nothing."""
+    def diagnose(got: Any, args: tuple, kwargs: dict) -> str | None:
+        try:
+            wrong = wrong_fn(*_fresh(args), **_fresh(kwargs))
+        except Exception:  # the variant cannot run on this case: no opinion
+            return None
+        return hint if compare(got, wrong) is None else None
+    return diagnose
+
+
+# Where library code lives: a NotImplementedError raised there is a real error, not a stub.
+_LIBRARY_DIRS = tuple(sorted({os.path.realpath(p) for p in (
+    sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),   # mesakit itself
+    os.path.dirname(os.path.dirname(os.path.abspath(torch.__file__))),
+) if p}))
+
+
+def _is_library(filename: str) -> bool:
+    path = os.path.realpath(filename)
+    return any(path == d or path.startswith(d + os.sep) for d in _LIBRARY_DIRS)
+
+
+def unfinished_function(exc: NotImplementedError) -> tuple[str, bool] | None:
+    """Which of the learner's functions raised ``exc``: ``(name, is_helper)``.
+
+    Walks the traceback: the first frame in learner code (not the standard library, not
+    an installed package, not mesakit) is the function under check; the last frame is
+    where the error was raised. When they differ, the function under check is finished
+    as far as it goes but calls a helper that still raises (``is_helper`` True), and the
+    name returned is the helper's. Returns None when the error was raised in library code
+    or in compiled code called from the learner's line (a genuine "not implemented" of,
+    say, torch on some device), which is a bug to report, not a stub.
+    """
+    steps = list(traceback.walk_tb(exc.__traceback__))
+    if not steps:
+        return None
+    last_frame, last_line = steps[-1]
+    raiser = last_frame.f_code
+    if _is_library(raiser.co_filename):
+        return None
+    line = linecache.getline(raiser.co_filename, last_line, last_frame.f_globals)
+    if line.strip() and "raise" not in line:
+        return None    # raised from compiled code (torch's C++), called on this line
+    own = [f.f_code for f, _ in steps if not _is_library(f.f_code.co_filename)]
+    return raiser.co_name, raiser is not own[0]
+
+
 def _fresh(value: Any) -> Any:
     """A copy of a case's arguments with every tensor cloned, so a function that writes
     into its inputs cannot change what the other function sees."""
@@ -82,6 +146,31 @@ def _fresh(value: Any) -> Any:
     return value
 
 
+def _best_diagnosis(diagnoses: Sequence[Diagnosis], got: Any, case: Case, learner_fn: Callable,
+                    cases: Sequence[Case]) -> str | None:
+    """The hint of the diagnosis that recognizes the wrong answer ``got`` on ``case``.
+    When several do (two mistakes can give the same answer on one case), the one that
+    also explains the learner's answers on the most other cases wins."""
+    matches = []
+    for diagnose in diagnoses:
+        found = diagnose(got, case.args, case.kwargs)
+        if found:
+            matches.append((diagnose, found))
+    if len(matches) <= 1:
+        return matches[0][1] if matches else None
+    answers = []
+    for other in cases:
+        try:
+            answers.append((learner_fn(*_fresh(other.args), **_fresh(other.kwargs)), other))
+        except Exception:
+            continue
+
+    def explained(diagnose) -> int:
+        return sum(1 for answer, other in answers if diagnose(answer, other.args, other.kwargs))
+    scores = [explained(diagnose) for diagnose, _ in matches]
+    return matches[scores.index(max(scores))][1]
+
+
 def run_check(
     name: str,
     learner_fn: Callable,
@@ -90,12 +179,17 @@ def run_check(
     *,
     compare: Comparer,
     hint: str,
+    diagnoses: Sequence[Diagnosis] = (),
     verbose: bool = True,
 ) -> CheckResult:
     """Run ``learner_fn`` and ``reference_fn`` on each case and compare the answers.
 
-    Prints (when ``verbose``) and returns a :class:`CheckResult`. ``hint`` is the advice
-    shown on any failure: what the function should do, in a sentence.
+    Prints (when ``verbose``) and returns a :class:`CheckResult`. On a wrong answer the
+    hint is the first of ``diagnoses`` that recognizes the mistake; failing that, the
+    case's own ``hint`` (what the case tests) followed by ``hint``, the general advice:
+    what the function should do, in a sentence. A ``NotImplementedError`` raised in the
+    learner's code means "not implemented yet", naming the unfinished function (the
+    function under check, or a helper it calls).
     """
     if not callable(learner_fn):
         raise ValueError(f"learner_fn must be a function, got {type(learner_fn).__name__}")
@@ -104,17 +198,28 @@ def run_check(
 
     def finish(status: str, message: str) -> CheckResult:
         if verbose:
-            print(message)
+            sys.stdout.write(message + "\n")   # one write: one output box
         return CheckResult(name, status, message)
 
     for i, case in enumerate(cases, start=1):
         where = f"case {i} of {len(cases)}" + (f" ({case.description})" if case.description else "")
         try:
             got = learner_fn(*_fresh(case.args), **_fresh(case.kwargs))
-        except NotImplementedError:
-            return finish("not implemented",
-                          f"… {name}: {NOT_IMPLEMENTED}. Replace `raise NotImplementedError()` "
-                          f"with your code and run this cell again.")
+        except NotImplementedError as exc:
+            unfinished = unfinished_function(exc)
+            if unfinished is not None:
+                helper, is_helper = unfinished
+                if is_helper:
+                    return finish("not implemented",
+                                  f"… {name}: {helper}, which it calls, is {NOT_IMPLEMENTED}. Finish "
+                                  f"{helper} first (replace its `raise NotImplementedError()`), then run "
+                                  f"this cell again.")
+                return finish("not implemented",
+                              f"… {name}: {NOT_IMPLEMENTED}. Replace `raise NotImplementedError()` "
+                              f"with your code and run this cell again.")
+            return finish("failed",
+                          f"✗ {name}: your function raised NotImplementedError: {exc} on {where} "
+                          f"(inside a library: an operation that is not available there).\n  Hint: {hint}")
         except Exception as exc:  # a learner's bug becomes a hint, not a traceback
             return finish("failed",
                           f"✗ {name}: your function raised {type(exc).__name__}: {exc} on {where}.\n"
@@ -122,5 +227,12 @@ def run_check(
         expected = reference_fn(*_fresh(case.args), **_fresh(case.kwargs))
         problem = compare(got, expected)
         if problem is not None:
-            return finish("failed", f"✗ {name}: wrong answer on {where}: {problem}.\n  Hint: {hint}")
+            found = _best_diagnosis(diagnoses, got, case, learner_fn, cases)
+            if found:
+                advice = f"  Hint: {found}"
+            elif case.hint:
+                advice = f"  This case checks {case.hint}\n  Hint: {hint}"
+            else:
+                advice = f"  Hint: {hint}"
+            return finish("failed", f"✗ {name}: wrong answer on {where}: {problem}.\n{advice}")
     return finish("passed", f"✓ {name}: passed all {len(cases)} seeded cases.")
