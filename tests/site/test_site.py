@@ -128,7 +128,6 @@ def test_page_loads_cleanly_offline(browser, server, path):
     assert not raw, f"formulas left as raw TeX on {path}: {raw[:5]}"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 7: lesson figures do not carry alt text and captions yet")
 def test_every_figure_has_real_alt_text():
     bad = []
     for rel in PAGES:
