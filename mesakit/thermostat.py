@@ -251,6 +251,19 @@ def hand_controller(temp: torch.Tensor, params: ThermostatParams, *, setpoint: f
     return (feed_forward + gain * (setpoint - temp)).clamp(0.0, params.max_power)
 
 
+def _init_controller_mlp(module: nn.Module, params: ThermostatParams, hidden: int, n_inputs: int) -> None:
+    """The body both neural controllers share: the physical rescaling constants and a
+    two-hidden-layer tanh MLP from ``n_inputs`` rescaled inputs to one power logit."""
+    _check_params(params)
+    hidden = check_positive_int("hidden", hidden)
+    module.outside_temp = float(params.outside_temp)
+    module.scale = float(params.heat_gain * params.max_power / params.leak)
+    module.max_power = float(params.max_power)
+    module.net = nn.Sequential(nn.Linear(n_inputs, hidden), nn.Tanh(),
+                               nn.Linear(hidden, hidden), nn.Tanh(),
+                               nn.Linear(hidden, 1))
+
+
 class NeuralController(nn.Module):
     """A small MLP mapping temperature -> power in ``[0, max_power]``.
 
@@ -261,14 +274,7 @@ class NeuralController(nn.Module):
 
     def __init__(self, params: ThermostatParams, hidden: int = 32):
         super().__init__()
-        _check_params(params)
-        hidden = check_positive_int("hidden", hidden)
-        self.outside_temp = float(params.outside_temp)
-        self.scale = float(params.heat_gain * params.max_power / params.leak)
-        self.max_power = float(params.max_power)
-        self.net = nn.Sequential(nn.Linear(1, hidden), nn.Tanh(),
-                                 nn.Linear(hidden, hidden), nn.Tanh(),
-                                 nn.Linear(hidden, 1))
+        _init_controller_mlp(self, params, hidden, n_inputs=1)
 
     def features(self, temp: torch.Tensor, setpoint=None) -> torch.Tensor:
         """The network's input, shape ``temp.shape + (1,)``; ``setpoint`` is ignored
@@ -297,14 +303,7 @@ class GoalConditionedController(nn.Module):
 
     def __init__(self, params: ThermostatParams, hidden: int = 32):
         super().__init__()
-        _check_params(params)
-        hidden = check_positive_int("hidden", hidden)
-        self.outside_temp = float(params.outside_temp)
-        self.scale = float(params.heat_gain * params.max_power / params.leak)
-        self.max_power = float(params.max_power)
-        self.net = nn.Sequential(nn.Linear(2, hidden), nn.Tanh(),
-                                 nn.Linear(hidden, hidden), nn.Tanh(),
-                                 nn.Linear(hidden, 1))
+        _init_controller_mlp(self, params, hidden, n_inputs=2)
 
     def features(self, temp: torch.Tensor, setpoint) -> torch.Tensor:
         """The network's input, shape ``temp.shape + (2,)``: rescaled temperature and

@@ -634,6 +634,12 @@ def next_day_loss(logits: torch.Tensor, days: torch.Tensor) -> torch.Tensor:
 def predict_rain(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
     """A trained next-day model's P(rain on day t | days < t) for days ``x`` ``[B, T]``,
     in evaluation mode and without gradients; float64 on ``x``'s device."""
+    return _rain_probabilities(model, x, batch_size, lambda inp: model(inp).squeeze(-1), dim=0)
+
+
+def _rain_probabilities(model: nn.Module, x: torch.Tensor, batch_size: int, logits_of, dim: int) -> torch.Tensor:
+    """sigmoid(logits_of(inputs)) over ``x`` in batches, in evaluation mode (the model's
+    mode restored after), float64 on ``x``'s device, concatenated along ``dim``."""
     x = _check_days("x", x)
     if x.dim() != 2:
         raise ValueError(f"x must have shape [batch, days], got {tuple(x.shape)}")
@@ -641,12 +647,12 @@ def predict_rain(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> t
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
-    outs = []
-    for i in range(0, x.shape[0], batch_size):
-        logits = model(model_inputs(x[i:i + batch_size]).to(dev)).squeeze(-1)
-        outs.append(torch.sigmoid(logits.double()).to(x.device))
-    model.train(was_training)
-    return torch.cat(outs)
+    try:
+        outs = [torch.sigmoid(logits_of(model_inputs(x[i:i + batch_size]).to(dev)).double()).to(x.device)
+                for i in range(0, x.shape[0], batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(outs, dim=dim)
 
 
 def cross_entropy(p: torch.Tensor, x: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
@@ -940,16 +946,5 @@ def predict_rain_members(model: nn.Module, x: torch.Tensor, batch_size: int = 20
     ``[E, B, T]`` float64 on ``x``'s device (eval mode, no gradients)."""
     if not isinstance(model, _Forecasters):
         raise ValueError(f"model must be GRUForecasters or TransformerForecasters, got {type(model).__name__}")
-    x = _check_days("x", x)
-    if x.dim() != 2:
-        raise ValueError(f"x must have shape [batch, days], got {tuple(x.shape)}")
-    batch_size = check_positive_int("batch_size", batch_size)
-    was_training = model.training
-    model.eval()
-    dev = next(model.parameters()).device
-    E, outs = len(model), []
-    for i in range(0, x.shape[0], batch_size):
-        inp = model_inputs(x[i:i + batch_size].to(dev))
-        outs.append(torch.sigmoid(model(inp.expand(E, -1, -1, -1)).double()).to(x.device))
-    model.train(was_training)
-    return torch.cat(outs, dim=1)
+    E = len(model)
+    return _rain_probabilities(model, x, batch_size, lambda inp: model(inp.expand(E, -1, -1, -1)), dim=1)
