@@ -34,6 +34,7 @@ from .core import check_device, check_choice, check_in_range, check_positive_int
 __all__ = [
     "COLOURS",
     "KINDS",
+    "KIND_FEATURES",
     "ACTIONS",
     "LAYOUTS",
     "CORNERS",
@@ -47,6 +48,9 @@ COLOURS: tuple[str, ...] = ("red", "blue", "green", "yellow")
 """The colour palette; an object's colour id indexes this tuple."""
 KINDS: tuple[str, ...] = ("door", "key", "ball")
 """Object kinds; a kind id indexes this tuple. The door is the exit."""
+KIND_FEATURES: tuple[str, ...] = ("frame", "handle")
+"""The two kind channels of ``kind_features="conjunctive"``: a door has both, a key only
+a handle, a ball only a frame, so only the conjunction identifies a door."""
 ACTIONS: tuple[str, ...] = ("up", "down", "left", "right", "stay")
 """Action names; ``stay`` exists only when ``allow_stay=True``."""
 LAYOUTS: tuple[str, ...] = ("open", "rooms", "maze", "random")
@@ -253,7 +257,20 @@ class GridWorld:
         obs_dtype: dtype of observations: torch.float32 (default, ready for a network),
             float16, bfloat16, uint8 or bool (a quarter of the memory, e.g. for big
             rollout buffers; convert with ``.float()`` before the network).
-        seed: seed of the environment's private random stream.
+        kind_features: how an object's kind is shown in the grid observation:
+            ``"one-hot"`` (a channel per kind: door, key, ball) or ``"conjunctive"`` (two
+            channels, frame and handle: a key has a handle, a ball a frame, a door both),
+            so that recognising a door needs a conjunction of two features while a colour
+            is one channel (the red-door lesson makes colour the simpler feature this way).
+        blocks: B, split the N environments into B equal blocks of consecutive
+            environments, each with its own level distribution and random stream: the
+            environments of the B agents of a batched sweep (agent b acts in block b).
+            Block b behaves exactly as ``GridWorld(N // B, levels=block_levels[b],
+            seed=seeds[b], ...)`` would on its own.
+        block_levels: None (every block draws from ``levels``) or a sequence of B level
+            distributions (each a LevelSpec or a mixture, as ``levels``).
+        seed: seed of the environment's private random stream; with ``blocks > 1`` an
+            int (block b uses ``seed + b``) or a sequence of B non-negative ints.
         device: where all state lives ("cpu" or "cuda").
 
     State (read-only tensors): :attr:`walls` [N, H, W], :attr:`agent_pos` [N, 2],
@@ -280,7 +297,9 @@ class GridWorld:
                  step_penalty: float = 0.0, max_steps: int | None = None,
                  allow_stay: bool = False, obs_mode: str = "grid", view_radius: int = 2,
                  cue_channel: bool = False, copy_obs: bool = True,
-                 obs_dtype: torch.dtype = torch.float32, seed: int = 0,
+                 obs_dtype: torch.dtype = torch.float32, kind_features: str = "one-hot",
+                 blocks: int = 1, block_levels: Sequence[Any] | None = None,
+                 seed: int | Sequence[int] = 0,
                  device: torch.device | str = "cpu") -> None:
         self.num_envs = check_positive_int("num_envs", num_envs)
         self.height = check_positive_int("height", height, minimum=5)
@@ -308,6 +327,14 @@ class GridWorld:
         self.cue_channel = bool(cue_channel)
         self.copy_obs = bool(copy_obs)
         self.obs_dtype = check_choice("obs_dtype", obs_dtype, _OBS_DTYPES)
+        self.kind_features = check_choice("kind_features", kind_features, ("one-hot", "conjunctive"))
+        self.blocks = check_positive_int("blocks", blocks)
+        if self.num_envs % self.blocks:
+            raise ValueError(f"num_envs ({num_envs}) must be a multiple of blocks ({blocks})")
+        if block_levels is not None:
+            if not isinstance(block_levels, (list, tuple)) or len(block_levels) != self.blocks:
+                raise ValueError(f"block_levels must be None or a sequence of blocks = {blocks} "
+                                 f"level distributions, got {block_levels!r}")
         self.device = _check_device(device)
         h, w, k = self.height, self.width, self.num_objects
         interior = (h - 2) * (w - 2)
@@ -318,30 +345,62 @@ class GridWorld:
                              f"'{layout}' grid (the agent and every object need a cell), got {k}")
 
         self._specs = self._parse_levels(levels)
+        per_block = ([self._specs] * self.blocks if block_levels is None else
+                     [self._parse_levels(lv, f"block_levels[{b}]") for b, lv in enumerate(block_levels)])
+        if block_levels is not None:   # one table of specs; each block weights its own
+            self._specs = [pair for mix in per_block for pair in mix]
+        self._block_weights = self._block_weight_rows(per_block, block_levels is None)
         self._build_tables()
-        self._gen = torch.Generator(device=self.device)
+        self._gens = [torch.Generator(device=self.device) for _ in range(self.blocks)]
+        self._gen = self._gens[0]
+        self.seeds = self._check_seeds(seed)
         self._alloc()
-        self.reset(seed=seed)
+        self.reset(seed=list(self.seeds))
 
     # ---------------------------------------------------------------- construction
-    def _parse_levels(self, levels: Any) -> list[tuple[float, LevelSpec]]:
+    def _parse_levels(self, levels: Any, name: str = "levels") -> list[tuple[float, LevelSpec]]:
         if levels is None:
             levels = LevelSpec()
         if isinstance(levels, LevelSpec):
             return [(1.0, levels)]
         if not isinstance(levels, (list, tuple)) or len(levels) == 0:
-            raise ValueError("levels must be a LevelSpec or a non-empty sequence of "
+            raise ValueError(f"{name} must be a LevelSpec or a non-empty sequence of "
                              "(weight, LevelSpec) pairs")
         out = []
         for i, pair in enumerate(levels):
             if (not isinstance(pair, (list, tuple)) or len(pair) != 2
                     or not isinstance(pair[1], LevelSpec)):
-                raise ValueError(f"levels[{i}] must be a (weight, LevelSpec) pair, got {pair!r}")
-            weight = check_in_range(f"levels[{i}] weight", pair[0], 0.0, float("inf"))
+                raise ValueError(f"{name}[{i}] must be a (weight, LevelSpec) pair, got {pair!r}")
+            weight = check_in_range(f"{name}[{i}] weight", pair[0], 0.0, float("inf"))
             out.append((weight, pair[1]))
         if sum(wt for wt, _ in out) <= 0:
-            raise ValueError("levels must give a positive weight to at least one LevelSpec")
+            raise ValueError(f"{name} must give a positive weight to at least one LevelSpec")
         return out
+
+    def _block_weight_rows(self, per_block: list, shared: bool) -> list[list[float]]:
+        """[B][S] mixture weights of every block over the table of specs."""
+        if shared:
+            return [[wt for wt, _ in self._specs]] * self.blocks
+        rows, start, total = [], 0, len(self._specs)
+        for mix in per_block:
+            row = [0.0] * total
+            for j, (wt, _) in enumerate(mix):
+                row[start + j] = wt
+            rows.append(row)
+            start += len(mix)
+        return rows
+
+    def _check_seeds(self, seed: Any) -> tuple[int, ...]:
+        """An int (block b gets seed + b) or B ints -> a tuple of B seeds."""
+        def ok(x):
+            return not isinstance(x, bool) and isinstance(x, numbers.Integral) and x >= 0
+        if ok(seed):
+            return tuple(int(seed) + b for b in range(self.blocks))
+        if (isinstance(seed, (list, tuple)) and len(seed) == self.blocks
+                and all(ok(x) for x in seed)):
+            return tuple(int(x) for x in seed)
+        raise ValueError(f"seed must be a non-negative integer or a sequence of blocks = "
+                         f"{self.blocks} non-negative integers, got {seed!r}")
 
     def _build_tables(self) -> None:
         """Turn the LevelSpecs into lookup tables indexed by the spec id."""
@@ -365,7 +424,7 @@ class GridWorld:
             corner_cell.append(corner_cells[check_choice(f"levels[{i}].corner", spec.corner, CORNERS)])
             cue_p.append(check_probability(f"levels[{i}].cue_prob", spec.cue_prob))
         f32 = dict(dtype=torch.float32, device=dev)
-        self._spec_cdf = _cdf(torch.tensor([wt for wt, _ in self._specs], **f32))
+        self._spec_cdf = _cdf(torch.tensor(self._block_weights, **f32))          # [B, S]
         self._door_cdf = _cdf(torch.tensor(door_w, **f32))
         self._decoy_w = torch.tensor(decoy_w, **f32)
         self._decoy_other = torch.tensor(decoy_other, dtype=torch.bool, device=dev)
@@ -385,6 +444,8 @@ class GridWorld:
         cols = torch.arange(w, device=dev).view(1, w).expand(h, w)
         self._border = ((rows == 0) | (rows == h - 1) | (cols == 0) | (cols == w - 1)).reshape(-1)
         self._rows, self._cols = rows.reshape(-1), cols.reshape(-1)
+        self._kind_feature_table = torch.tensor([[True, True], [False, True], [True, False]],
+                                                device=dev)          # [KINDS, KIND_FEATURES]
 
     def _alloc(self) -> None:
         n, hw, k, dev = self.num_envs, self.height * self.width, self.num_objects, self.device
@@ -401,9 +462,12 @@ class GridWorld:
         self._dist = torch.full((n, hw), -1, dtype=torch.int32, device=dev)
         self._start_dist = torch.zeros(n, dtype=torch.long, device=dev)
         self._obs = torch.zeros(n, self.num_channels, hw, dtype=self.obs_dtype, device=dev)
+        # A pool of levels drawn in advance per block: [B * P] rows, block b's in
+        # rows b*P ... (b+1)*P - 1, consumed in order (pointer per block).
         self._pool: dict[str, torch.Tensor] | None = None
-        self._pool_size = max(n, 128)
-        self._pool_ptr = 0
+        self._block_size = n // self.blocks
+        self._pool_size = max(self._block_size, 512)
+        self._pool_ptr = [self._pool_size] * self.blocks
         self._arange = torch.arange(n, device=dev)
         self._agent_base = self._arange * (self.num_channels * hw) + hw  # agent channel
 
@@ -421,8 +485,10 @@ class GridWorld:
     @property
     def channel_names(self) -> tuple[str, ...]:
         """Names of the grid observation's channels: wall, agent, the colours, the kinds
-        (and cue)."""
-        return ("wall", "agent") + COLOURS + KINDS + (("cue",) if self.cue_channel else ())
+        (door, key, ball; or frame and handle with ``kind_features="conjunctive"``) and
+        the cue (with ``cue_channel``)."""
+        kinds = KINDS if self.kind_features == "one-hot" else KIND_FEATURES
+        return ("wall", "agent") + COLOURS + kinds + (("cue",) if self.cue_channel else ())
 
     @property
     def num_channels(self) -> int:
@@ -581,12 +647,13 @@ class GridWorld:
             blocked[ar, obj_pos] |= ~goal_mask
         return _bfs_flat(~blocked, sources, self.width)
 
-    def _draw_levels(self, m: int) -> dict[str, torch.Tensor]:
-        """Draw m new levels from the ``levels`` mixture, vectorized over levels, with
-        their BFS distance maps and first observations."""
+    def _draw_levels(self, m: int, block: int = 0) -> dict[str, torch.Tensor]:
+        """Draw m new levels from block ``block``'s mixture with its random stream,
+        vectorized over levels, with their BFS distance maps and first observations."""
+        self._gen = self._gens[block]
         k, dev, g = self.num_objects, self.device, self._gen
         u = torch.rand(m, 4 + 2 * (k - 1), generator=g, device=dev)
-        spec = _sample(self._spec_cdf.expand(m, -1), u[:, 0])
+        spec = _sample(self._spec_cdf[block].expand(m, -1), u[:, 0])
         door_colour = _sample(self._door_cdf[spec], u[:, 1])
         pinned = u[:, 2] < self._corner_p[spec]
         cue = u[:, 3] < self._cue_p[spec]
@@ -639,7 +706,14 @@ class GridWorld:
         flat = rows.view(m, c * hw)
         ar = torch.arange(m, device=self.device)[:, None]
         flat[ar, (2 + colours) * hw + obj_pos] = 1
-        flat[ar, (2 + len(COLOURS) + kinds) * hw + obj_pos] = 1
+        if self.kind_features == "one-hot":
+            flat[ar, (2 + len(COLOURS) + kinds) * hw + obj_pos] = 1
+        else:   # door = frame and handle, key = handle, ball = frame
+            table = self._kind_feature_table
+            for f in range(len(KIND_FEATURES)):
+                on = table[kinds, f]
+                cell = (2 + len(COLOURS) + f) * hw + obj_pos
+                flat[ar, cell] = torch.where(on, 1, flat[ar, cell]).to(flat.dtype)
         flat[ar[:, 0], hw + agent] = 1
         if self.cue_channel:
             rows[:, -1] = cue[:, None]
@@ -649,14 +723,31 @@ class GridWorld:
         """Give the environments ``idx`` fresh levels, taken from a pool of levels drawn
         in advance (large batches amortize the generation's fixed costs; the levels are
         still independent draws, consumed in a seeded, deterministic order)."""
-        m = idx.numel()
-        if self._pool is None or self._pool_ptr + m > self._pool_size:
-            self._pool = self._draw_levels(self._pool_size)
-            self._pool_ptr = 0
-        lo, hi = self._pool_ptr, self._pool_ptr + m
-        self._pool_ptr = hi
+        size = self._pool_size
+        if self.blocks == 1:
+            counts = [idx.numel()]
+            rank = torch.arange(idx.numel(), device=self.device)
+            block = torch.zeros_like(idx)
+        else:   # idx is sorted: the rank of each environment within its block
+            block = idx // self._block_size
+            count_t = torch.bincount(block, minlength=self.blocks)
+            counts = count_t.tolist()
+            rank = torch.arange(idx.numel(), device=self.device) - (count_t.cumsum(0) - count_t)[block]
+        for b, c in enumerate(counts):
+            if c and self._pool_ptr[b] + c > size:   # refill only this block's pool
+                fresh = self._draw_levels(size, b)
+                if self._pool is None:
+                    self._pool = {name: value.new_zeros((self.blocks * size,) + value.shape[1:])
+                                  for name, value in fresh.items()}
+                for name, value in fresh.items():
+                    self._pool[name][b * size:(b + 1) * size] = value
+                self._pool_ptr[b] = 0
+        start = torch.tensor(self._pool_ptr, device=self.device)
+        rows = block * size + start[block] + rank
+        for b, c in enumerate(counts):
+            self._pool_ptr[b] += c
         for name, value in self._pool.items():
-            getattr(self, "_" + name).index_copy_(0, idx, value[lo:hi])
+            getattr(self, "_" + name).index_copy_(0, idx, value.index_select(0, rows))
         self._t.index_fill_(0, idx, 0)
         self._return.index_fill_(0, idx, 0.0)
 
@@ -665,12 +756,13 @@ class GridWorld:
         """Draw fresh levels for all environments and return the first observation.
 
         With ``seed`` the environment's random stream restarts from it, so the same seed
-        gives the same levels (and, under the same actions, the same episodes)."""
+        gives the same levels (and, under the same actions, the same episodes); with
+        blocks, an int (block b: seed + b) or one seed per block."""
         if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-                raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-            self._gen.manual_seed(int(seed))
+            for g, s in zip(self._gens, self._check_seeds(seed)):
+                g.manual_seed(s)
         self._pool = None
+        self._pool_ptr = [self._pool_size] * self.blocks
         self._reset_envs(self._arange)
         return self.observe()
 

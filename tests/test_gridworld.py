@@ -475,3 +475,49 @@ def test_runs_on_cuda_like_on_cpu_rules():
     assert check_obs_matches_state_cuda.shape == (256, env.num_channels, 9, 9)
     with pytest.raises(ValueError, match="actions"):
         env.step(torch.zeros(256, dtype=torch.long))  # a CPU tensor for a CUDA env
+
+
+# ---------------------------------------------------------------- blocks (batched sweeps)
+def test_each_block_behaves_like_its_own_gridworld():
+    """Block b of a blocked GridWorld equals GridWorld(N/B, levels=block_levels[b],
+    seed=seeds[b]) step for step: the environments of a batched sweep's agents."""
+    specs = [LevelSpec("red", "not red"),
+             [(0.5, LevelSpec("red", "not red")), (0.5, LevelSpec("any", "any"))],
+             LevelSpec("blue", "red", goal_in_corner=1.0)]
+    kw = dict(height=7, width=7, num_objects=3, layout="rooms", max_steps=12)
+    batched = GridWorld(3 * 40, blocks=3, block_levels=specs, seed=[5, 9, 2], **kw)
+    singles = [GridWorld(40, levels=sp, seed=s, **kw) for sp, s in zip(specs, [5, 9, 2])]
+    gen = torch.Generator().manual_seed(0)
+    obs = batched.observe()
+    for step in range(200):   # long enough for every block's pool to be refilled
+        assert torch.equal(obs, torch.cat([e.observe() for e in singles])), step
+        actions = torch.randint(0, 4, (120,), generator=gen)
+        obs, reward, done, info = batched.step(actions)
+        outs = [e.step(actions[40 * b:40 * (b + 1)]) for b, e in enumerate(singles)]
+        assert torch.equal(reward, torch.cat([o[1] for o in outs]))
+        assert torch.equal(done, torch.cat([o[2] for o in outs]))
+
+
+def test_block_arguments_are_validated():
+    with pytest.raises(ValueError, match="blocks"):
+        GridWorld(10, blocks=3)
+    with pytest.raises(ValueError, match="block_levels"):
+        GridWorld(12, blocks=3, block_levels=[LevelSpec()] * 2)
+    with pytest.raises(ValueError, match="seed"):
+        GridWorld(12, blocks=3, seed=[1, 2])
+    with pytest.raises(ValueError, match="kind_features"):
+        GridWorld(12, kind_features="two-hot")
+
+
+def test_conjunctive_kind_features_need_both_channels_for_a_door():
+    env = GridWorld(1, kind_features="conjunctive", num_objects=3, seed=0)
+    walls = env.walls
+    env.set_state(walls=walls, agent_pos=torch.tensor([[1, 1]]),
+                  object_pos=torch.tensor([[[2, 2], [3, 3], [4, 4]]]),
+                  object_colour=torch.tensor([[0, 1, 2]]), object_kind=torch.tensor([[0, 1, 2]]))
+    obs = env.grid_obs()[0]
+    frame, handle = obs[env.channel_index("frame")], obs[env.channel_index("handle")]
+    assert (frame[2, 2], handle[2, 2]) == (1, 1)      # door: both
+    assert (frame[3, 3], handle[3, 3]) == (0, 1)      # key: handle only
+    assert (frame[4, 4], handle[4, 4]) == (1, 0)      # ball: frame only
+    assert "door" not in env.channel_names
