@@ -26,7 +26,7 @@ from .core import check_choice, check_device, check_positive_int
 from .gridworld import COLOURS, KINDS, GridWorld
 from .ppo import hash_uniform
 
-__all__ = ["OUTCOMES", "run_episodes", "classify_outcomes", "outcome_rates", "path_efficiency",
+__all__ = ["OUTCOMES", "OraclePolicy", "RandomPolicy", "run_episodes", "classify_outcomes", "outcome_rates", "path_efficiency",
            "object_features", "fit_choice_model", "choice_accuracy"]
 
 OUTCOMES: tuple[str, ...] = ("intended", "proxy", "neither")
@@ -135,6 +135,39 @@ def run_episodes(policy: nn.Module, env: GridWorld, *, seed: int = 0, greedy: bo
         if not bool(active.any()):
             break
     return out
+
+
+class OraclePolicy(nn.Module):
+    """The yardstick: logits that put (almost) all mass on a BFS-optimal action toward
+    ``env``'s goal (:meth:`GridWorld.oracle_actions`), whatever the observation. It reads
+    the environment's state directly, so use it only with that environment."""
+
+    def __init__(self, env: GridWorld) -> None:
+        super().__init__()
+        if not isinstance(env, GridWorld):
+            raise ValueError(f"env must be a mesakit.gridworld.GridWorld, got {type(env).__name__}")
+        self.env = env
+
+    def forward(self, obs: torch.Tensor, state=None):
+        n, a = self.env.num_envs, self.env.num_actions
+        logits = torch.full((n, a), -1e4, device=self.env.device)
+        logits[torch.arange(n, device=self.env.device), self.env.oracle_actions()] = 0.0
+        return logits, torch.zeros(n, device=self.env.device), None
+
+
+class RandomPolicy(nn.Module):
+    """The null: uniform over the ``num_actions`` actions, whatever it sees."""
+
+    def __init__(self, num_actions: int) -> None:
+        super().__init__()
+        self.num_actions = check_positive_int("num_actions", num_actions, minimum=2)
+
+    def forward(self, obs: torch.Tensor, state=None):
+        if not isinstance(obs, torch.Tensor) or obs.dim() < 1:
+            raise ValueError("obs must be a tensor with a batch dimension")
+        n = obs.shape[0]
+        return (torch.zeros(n, self.num_actions, device=obs.device),
+                torch.zeros(n, device=obs.device), None)
 
 
 def _target_matches(name: str, value: str, colour: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:

@@ -4,9 +4,8 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
-from mesakit.alignment import (OUTCOMES, choice_accuracy, classify_outcomes, fit_choice_model,
+from mesakit.alignment import (OUTCOMES, OraclePolicy, RandomPolicy, choice_accuracy, classify_outcomes, fit_choice_model,
                                object_features, outcome_rates, path_efficiency, run_episodes)
 from mesakit.gridworld import COLOURS, KINDS, GridWorld, LevelSpec
 
@@ -44,17 +43,16 @@ def test_outcome_rates_per_agent():
         outcome_rates(torch.tensor([0, 1, 2]), agents=2)
 
 
-class Oracle(nn.Module):
-    """Logits that put all mass on the BFS-optimal action toward the env's goal."""
+Oracle = OraclePolicy
 
-    def __init__(self, env):
-        super().__init__()
-        self.env = env
 
-    def forward(self, obs):
-        logits = torch.full((self.env.num_envs, self.env.num_actions), -1e4)
-        logits[torch.arange(self.env.num_envs), self.env.oracle_actions()] = 0.0
-        return logits, None, None
+def test_a_random_policy_rarely_takes_a_shortest_path():
+    env = GridWorld(300, height=7, width=7, num_objects=3, seed=0)
+    ep = run_episodes(RandomPolicy(env.num_actions), env, seed=2)
+    eff = path_efficiency(ep)
+    assert float(eff.nanmean()) < 0.6
+    with pytest.raises(ValueError, match="num_actions"):
+        RandomPolicy(1)
 
 
 def test_an_oracle_reaches_the_door_by_a_shortest_path():
