@@ -15,12 +15,16 @@
 - sphinx-exercise gives every exercise's and solution's body the same id
   (``exercise-content``, ``solution-content``); a page with several questions then has
   duplicate ids. They become classes, with unique ids.
+- A completed workbook (``solutions/``) has the student version's title, since nbgrader
+  copies everything outside its marked regions unchanged; a note under the title says
+  which version the page is and links the other.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from docutils import nodes
+from sphinx import addnodes
 
 SHARED_IDS = ("exercise-content", "solution-content")
 
@@ -48,6 +52,23 @@ def unique_exercise_ids(app, doctree, docname):
                 counts[shared] = counts.get(shared, 0) + 1
                 section["ids"] = [f"{shared}-{counts[shared]}" if i == shared else i for i in section["ids"]]
                 section["classes"].append(shared)
+
+
+def label_completed_workbooks(app, doctree):
+    docname = app.env.docname
+    if not docname.startswith("solutions/"):
+        return
+    section = next(iter(doctree.findall(nodes.section)), None)
+    if section is None or not section.children or not isinstance(section[0], nodes.title):
+        return
+    link = addnodes.pending_xref("", nodes.inline("", "its exercises page"), refdomain="std", reftype="doc",
+                                 reftarget="/exercises/" + docname.split("/", 1)[1], refexplicit=True,
+                                 refwarn=True)
+    section.insert(1, nodes.note("", nodes.paragraph(
+        "", "", nodes.strong("", "Completed workbook."),
+        nodes.Text(" Every answer is filled in and the hidden tests are shown. The student version, with stubs "
+                   "in place of the answers, is on "), link,
+        nodes.Text("; nbgrader generates the same from this notebook."))))
 
 
 # myst-nb adds these scripts to pages whose notebooks hold widget state; by default it
@@ -106,4 +127,5 @@ def setup(app):
     # Late, after myst-nb has added a page's widget scripts.
     app.connect("html-page-context", tidy_page_scripts, priority=900)
     app.connect("doctree-resolved", unique_exercise_ids)
+    app.connect("doctree-read", label_completed_workbooks)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -22,6 +22,7 @@ from .core import (  # noqa: E402
     glue,
     make_generator,
     progress,
+    results_table,
     seed_everything,
     setup,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "glue",
     "make_generator",
     "progress",
+    "results_table",
     "seed_everything",
     "setup",
 ]

@@ -18,6 +18,7 @@ __all__ = [
     "progress",
     "glue",
     "format_value",
+    "results_table",
     "check_positive_int",
     "check_choice",
     "check_probability",
@@ -146,6 +147,46 @@ def format_value(value: Any) -> str:
         inner = ", ".join(format_value(v) for v in value)
         return f"[{inner}]" if isinstance(value, list) else f"({inner})"
     return str(value)
+
+
+def results_table(rows: Iterable[tuple], *, title: str = "Results of this run") -> str:
+    """Print a lesson's headline numbers as one small table and return its text.
+
+    For a reader in Jupyter or Colab, where the prose shows ``{glue:text}`` roles instead of
+    numbers: a lesson ends its experiment with one such cell (tagged ``remove-cell``, since
+    the book's prose already shows the glued numbers). Each row is ``(label, value)`` or
+    ``(label, value, compared_with)``: ``label`` a string saying what was measured, ``value``
+    and ``compared_with`` numbers (shown by :func:`format_value`, floats to 4 significant
+    digits) or strings shown as they are (e.g. ``"0.42 ± 0.03 °C"``). Printed in one write,
+    so a notebook shows it in one output box.
+
+    Raises:
+        ValueError: ``rows`` is empty, a row is not a tuple or list of 2 or 3 entries, or a
+            label is not a non-empty string; ``title`` is not a string.
+    """
+    if not isinstance(title, str):
+        raise ValueError(f"title must be a string, got {type(title).__name__}")
+    rows = list(rows)
+    if not rows:
+        raise ValueError("rows must not be empty")
+    cells = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, (tuple, list)) or len(row) not in (2, 3):
+            raise ValueError(f"rows[{i}] must be (label, value) or (label, value, compared_with), got {row!r}")
+        if not isinstance(row[0], str) or not row[0].strip():
+            raise ValueError(f"rows[{i}]: the label must be a non-empty string, got {row[0]!r}")
+        cells.append([row[0]] + [v if isinstance(v, str) else format_value(v) for v in row[1:]])
+    label_w = max(len(c[0]) for c in cells)
+    value_w = max(len(c[1]) for c in cells)
+    lines = [title]
+    for c in cells:
+        line = f"  {c[0]:<{label_w}}  {c[1]:>{value_w}}"
+        if len(c) == 3:
+            line += f"   vs {c[2]}"
+        lines.append(line.rstrip())
+    text = "\n".join(lines)
+    print(text)
+    return text
 
 
 def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:

@@ -127,3 +127,105 @@ def test_a_variant_that_crashes_or_is_right_says_nothing(capsys):
                        diagnoses=diagnoses)
     out = capsys.readouterr().out
     assert not result and "Hint: general advice" in out and "never shown" not in out and "not a mistake" not in out
+
+
+# ------------------------------------------------- hidden tests: no delegating to the reference
+
+import functools  # noqa: E402
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+
+from mesakit import knapsack, mazes  # noqa: E402
+from mesakit.checks import ReferenceUsedError, ch01, forbid_reference  # noqa: E402
+from mesakit.knapsack import greedy_by_density as aliased_reference  # noqa: E402
+
+
+def honest_greedy(values, weights, capacity):
+    density = values.double() / weights.double()
+    order = torch.sort(density, dim=1, descending=True, stable=True).indices
+    w_sorted = weights.gather(1, order)
+    left = capacity.clone()
+    take = torch.zeros_like(order, dtype=torch.bool)
+    for k in range(order.shape[1]):
+        take[:, k] = w_sorted[:, k] <= left
+        left = left - torch.where(take[:, k], w_sorted[:, k], torch.zeros_like(left))
+    return torch.zeros_like(take).scatter_(1, order, take)
+
+
+def delegating_greedy(values, weights, capacity):
+    return knapsack.greedy_by_density(values, weights, capacity)
+
+
+def test_a_delegating_answer_passes_the_visible_check_but_not_the_hidden_test(capsys):
+    assert ch01.check_greedy_by_density(delegating_greedy), "the loophole the hidden test closes"
+    with pytest.raises(ReferenceUsedError, match=r"your greedy_by_density calls mesakit's reference "
+                                                 r"knapsack\.greedy_by_density"):
+        with forbid_reference(knapsack.greedy_by_density):
+            assert ch01.check_greedy_by_density(delegating_greedy)
+
+
+def test_an_honest_answer_passes_the_hidden_test_quietly(capsys):
+    with forbid_reference(knapsack.greedy_by_density):
+        result = ch01.check_greedy_by_density(honest_greedy)   # the check itself calls the reference
+    assert result and result.status == "passed"
+    assert capsys.readouterr().out == "", "quiet: the visible check cell already printed the verdict"
+    with forbid_reference(knapsack.greedy_by_density, quiet=False):
+        ch01.check_greedy_by_density(honest_greedy)
+    assert "✓ greedy_by_density" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("answer", [
+    lambda v, w, c: aliased_reference(v, w, c),                                  # imported under another name
+    functools.partial(knapsack.greedy_by_density),                               # no learner frame at all
+    lambda v, w, c: next(map(knapsack.greedy_by_density, [v], [w], [c])),        # called from C code
+], ids=["alias", "partial", "map"])
+def test_delegating_in_disguise_is_caught(answer):
+    with pytest.raises(ReferenceUsedError):
+        with forbid_reference(knapsack.greedy_by_density):
+            ch01.check_greedy_by_density(answer)
+
+
+def test_a_reference_run_through_another_mesakit_function_counts():
+    def via_helper(free, source):                 # mazes.reachable runs mazes.bfs_distances
+        d = mazes.steps_needed(free, source)      # ... and so does this
+        return torch.where(mazes.reachable(free, source), d[:, None, None], -1)
+    with pytest.raises(ReferenceUsedError, match="your bfs_distances calls mesakit's reference mazes.bfs_distances"):
+        with forbid_reference(mazes.bfs_distances):
+            ch01.check_bfs_distances(via_helper)
+
+
+def test_mesakit_helpers_the_exercise_allows_stay_allowed():
+    def accuracy(net, free, source, max_iterations):   # uses mazes.reachable, which runs bfs_distances
+        x, target = mazes.maze_inputs(free, source), mazes.reachable(free, source)
+        h, out = net.initial_state(x), []
+        with torch.no_grad():
+            for _ in range(max_iterations):
+                h = net.step(h, x)
+                out.append((((net.decode(h) > 0) & free) == target).flatten(1).all(1).float().mean())
+        return torch.stack(out)
+    with forbid_reference(mazes.trace_thinking):
+        assert ch01.check_accuracy_by_iterations(accuracy)
+
+
+def test_the_profiler_is_restored_and_errors_chain():
+    def marker(frame, event, arg):
+        return None
+    sys.setprofile(marker)
+    try:
+        with pytest.raises(ReferenceUsedError) as info:
+            with forbid_reference(knapsack.greedy_by_density):
+                delegating_greedy(*knapsack.random_instances(2, 3, seed=0))
+                raise KeyError("the block's own error")
+        assert isinstance(info.value.__cause__, KeyError)
+        assert "your delegating_greedy calls" in str(info.value), "outside a check: the learner's own function"
+        assert sys.getprofile() is marker
+    finally:
+        sys.setprofile(None)
+
+
+@pytest.mark.parametrize("bad", [(), ("greedy_by_density",), (torch.sort,)])
+def test_references_must_be_python_functions(bad):
+    with pytest.raises(ValueError, match="reference"):
+        with forbid_reference(*bad):
+            pass

@@ -68,3 +68,35 @@ def test_validators_name_the_bad_argument(call, fragment):
 def test_validators_pass_good_values():
     assert mk.check_positive_int("n", 3) == 3
     assert mk.check_probability("q", 0.25) == 0.25
+
+
+def test_results_table_prints_one_aligned_block_and_returns_it(capsys):
+    text = mk.results_table([("error at 20 °C", 0.123456, "planner 0.1 °C"),
+                             ("seeds", 3),
+                             ("error at 26 °C, trained nets", "4.20 ± 0.05 °C")], title="Results (SEED = 0)")
+    out = capsys.readouterr().out
+    assert out == text + "\n", "printed once, in one write"
+    lines = text.splitlines()
+    assert lines[0] == "Results (SEED = 0)"
+    assert lines[1].split()[-5:] == ["0.1235", "vs", "planner", "0.1", "°C"], "floats to 4 significant digits"
+    assert "4.20 ± 0.05 °C" in lines[3], "strings as they are"
+    ends = {len(line.split("   vs")[0]) for line in lines[1:]}
+    assert len(ends) == 1, f"values right-aligned in one column: {lines}"
+
+
+@pytest.mark.parametrize("rows, fragment", [
+    ([], "rows must not be empty"),
+    ([("label",)], r"rows\[0\]"),
+    ([("a", 1), ("b", 1, 2, 3)], r"rows\[1\]"),
+    ([(3, 1)], "label"),
+    ([("  ", 1)], "label"),
+    (["ab"], r"rows\[0\]"),
+])
+def test_results_table_validates_rows(rows, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        mk.results_table(rows)
+
+
+def test_results_table_validates_title():
+    with pytest.raises(ValueError, match="title"):
+        mk.results_table([("a", 1)], title=None)

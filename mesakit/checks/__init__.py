@@ -6,7 +6,12 @@ line: a pass, a hint naming what went wrong (an exception, a wrong shape, a wron
 or "not implemented yet" for the stub the student version starts with. It never lets a
 traceback escape, and returns a truthy/falsy :class:`CheckResult` so a notebook can skip
 experiments that need an unfinished function.
-"""
-from .core import CheckResult, Case, Diagnosis, compare_tensors, run_check, same_as
 
-__all__ = ["CheckResult", "Case", "Diagnosis", "run_check", "compare_tensors", "same_as"]
+The workbooks' hidden tests rerun each check inside :func:`forbid_reference`, so an
+answer that only calls mesakit's own reference fails the graded test.
+"""
+from .core import (CheckResult, Case, Diagnosis, ReferenceUsedError, compare_tensors, forbid_reference,
+                   run_check, same_as)
+
+__all__ = ["CheckResult", "Case", "Diagnosis", "run_check", "compare_tensors", "same_as", "forbid_reference",
+           "ReferenceUsedError"]

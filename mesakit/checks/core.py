@@ -1,13 +1,17 @@
 """The machinery every exercise check shares: run on seeded cases, compare, explain."""
 from __future__ import annotations
 
+import contextvars
+import functools
+import inspect
 import linecache
 import sys
 import os
 import sysconfig
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -102,9 +106,20 @@ _LIBRARY_DIRS = tuple(sorted({os.path.realpath(p) for p in (
 ) if p}))
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_library(filename: str) -> bool:
+    if filename.startswith("<frozen "):          # the import machinery
+        return True
     path = os.path.realpath(filename)
     return any(path == d or path.startswith(d + os.sep) for d in _LIBRARY_DIRS)
+
+
+_CHECKS_DIR = os.path.realpath(os.path.dirname(os.path.abspath(__file__)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_check(filename: str) -> bool:
+    return os.path.realpath(filename).startswith(_CHECKS_DIR + os.sep)
 
 
 def unfinished_function(exc: NotImplementedError) -> tuple[str, bool] | None:
@@ -146,6 +161,20 @@ def _fresh(value: Any) -> Any:
     return value
 
 
+#: The name of the learner's function while a check runs it (see :func:`forbid_reference`).
+_LEARNER: contextvars.ContextVar["str | None"] = contextvars.ContextVar("mesakit_learner", default=None)
+
+
+def _call_learner(learner_fn: Callable, case: Case, name: str | None = None) -> Any:
+    """The learner's answer on ``case`` (on fresh copies of its arguments). While it runs,
+    :func:`forbid_reference` counts any run of a reference as the learner's."""
+    token = _LEARNER.set(name or getattr(learner_fn, "__name__", "your function"))
+    try:
+        return learner_fn(*_fresh(case.args), **_fresh(case.kwargs))
+    finally:
+        _LEARNER.reset(token)
+
+
 def _best_diagnosis(diagnoses: Sequence[Diagnosis], got: Any, case: Case, learner_fn: Callable,
                     cases: Sequence[Case]) -> str | None:
     """The hint of the diagnosis that recognizes the wrong answer ``got`` on ``case``.
@@ -161,7 +190,7 @@ def _best_diagnosis(diagnoses: Sequence[Diagnosis], got: Any, case: Case, learne
     answers = []
     for other in cases:
         try:
-            answers.append((learner_fn(*_fresh(other.args), **_fresh(other.kwargs)), other))
+            answers.append((_call_learner(learner_fn, other), other))
         except Exception:
             continue
 
@@ -197,14 +226,14 @@ def run_check(
         raise ValueError("cases must not be empty")
 
     def finish(status: str, message: str) -> CheckResult:
-        if verbose:
+        if verbose and not _QUIET.get():
             sys.stdout.write(message + "\n")   # one write: one output box
         return CheckResult(name, status, message)
 
     for i, case in enumerate(cases, start=1):
         where = f"case {i} of {len(cases)}" + (f" ({case.description})" if case.description else "")
         try:
-            got = learner_fn(*_fresh(case.args), **_fresh(case.kwargs))
+            got = _call_learner(learner_fn, case, name)
         except NotImplementedError as exc:
             unfinished = unfinished_function(exc)
             if unfinished is not None:
@@ -236,3 +265,120 @@ def run_check(
                 advice = f"  Hint: {hint}"
             return finish("failed", f"✗ {name}: wrong answer on {where}: {problem}.\n{advice}")
     return finish("passed", f"✓ {name}: passed all {len(cases)} seeded cases.")
+
+
+# ------------------------------------------------------------------ hidden tests
+
+#: Set by :func:`forbid_reference` (``quiet=True``): checks run inside print nothing.
+_QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("mesakit_checks_quiet", default=False)
+
+
+class ReferenceUsedError(AssertionError):
+    """The learner's code ran one of mesakit's reference implementations (see
+    :func:`forbid_reference`). An AssertionError, so nbgrader counts the test as failed."""
+
+
+def _reference_code(name: str, ref: Any):
+    fn = inspect.unwrap(ref) if callable(ref) else ref      # through functools.wraps decorators
+    fn = getattr(fn, "__func__", fn)                       # a bound or static method
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        raise ValueError(f"{name} must be Python functions (mesakit's references), got {ref!r}")
+    module = getattr(fn, "__module__", "") or ""
+    label = f"{module.removeprefix('mesakit.')}.{fn.__qualname__}" if module else fn.__qualname__
+    return code, label
+
+
+def _learner_caller(frame) -> str | None:
+    """Who a reference running in ``frame`` runs for: the name of the learner's function,
+    or None when it runs for a check. While a check runs the learner's function, every run
+    counts as the learner's. Otherwise, walking out from the caller through library frames
+    (mesakit, torch, the standard library), the first frame that is either learner code or
+    a check decides: learner code → the learner's (directly or through any other mesakit
+    function); a frame of ``mesakit.checks`` → the check's (its expected answer, or a wrong
+    variant for a diagnosis)."""
+    running = _LEARNER.get()
+    if running is not None:
+        return running
+    caller = frame.f_back
+    while caller is not None:
+        filename = caller.f_code.co_filename
+        if _is_check(filename):
+            return None
+        if not _is_library(filename):
+            return caller.f_code.co_name
+        caller = caller.f_back
+    return None
+
+
+@contextmanager
+def forbid_reference(*references: Callable, quiet: bool = True) -> Iterator[None]:
+    """Inside the ``with`` block, the learner's code may not run any of ``references``
+    (mesakit's reference implementations); on leaving the block, if it did, raise
+    :class:`ReferenceUsedError` naming the reference and the learner's function.
+
+    For the workbooks' hidden tests: an "answer" such as
+    ``def greedy_by_density(v, w, c): return knapsack.greedy_by_density(v, w, c)`` passes
+    the visible check, since it returns the reference's own answers, and fails::
+
+        with checks.forbid_reference(knapsack.greedy_by_density):
+            assert checks.check_greedy_by_density(greedy_by_density)
+
+    How it knows: while the block runs, a profile hook (:func:`sys.setprofile`) sees every
+    function call in this thread; each time a reference's code starts, it walks out through
+    the callers. The reference counts as used when it starts while a check is running the
+    learner's function, or when learner code (any code outside the standard library,
+    installed packages and mesakit) is reached before a frame of ``mesakit.checks``: so
+    aliases (``from mesakit.knapsack import greedy_by_density as g``),
+    ``functools.partial``, ``map`` and calls through other mesakit functions that use the
+    reference are all caught, while the check's own calls of the reference (its expected
+    answers, the wrong variants behind its diagnoses) are not. Other mesakit functions stay
+    allowed as long as they do not run a listed reference: list only the functions that
+    compute the exercise's answer, and make sure the helpers the exercise tells the learner
+    to use do not call them.
+
+    Args:
+        *references: Python functions (at least one); decorated functions are unwrapped.
+        quiet: checks run inside the block print nothing (they already printed their
+            verdict in the visible check cell); their :class:`CheckResult` keeps its message.
+
+    Raises:
+        ValueError: no reference, or one that is not a Python function.
+        ReferenceUsedError: on leaving the block, when the learner's code ran a reference
+            (chained to any exception the block raised).
+
+    Only the current thread is watched, and a profiler already installed
+    (``sys.getprofile()``) is suspended for the block and restored after it.
+    """
+    if not references:
+        raise ValueError("references must name at least one function")
+    codes = dict(_reference_code("references", ref) for ref in references)
+    used: list[tuple[str, str]] = []
+
+    def hook(frame, event, arg):
+        if event == "call" and frame.f_code in codes:
+            learner = _learner_caller(frame)
+            if learner is not None:
+                used.append((codes[frame.f_code], learner))
+
+    def verdict() -> ReferenceUsedError:
+        ref, learner = used[0]
+        where = "your code" if learner.startswith("<") else f"your {learner}"
+        return ReferenceUsedError(
+            f"{where} calls mesakit's reference {ref} (directly or through another mesakit function); "
+            f"the exercise asks you to write it yourself, so this answer does not count.")
+
+    previous = sys.getprofile()
+    token = _QUIET.set(bool(quiet))
+    sys.setprofile(hook)
+    try:
+        yield
+    except BaseException as exc:
+        if used:
+            raise verdict() from exc
+        raise
+    finally:
+        sys.setprofile(previous)
+        _QUIET.reset(token)
+    if used:
+        raise verdict()
