@@ -10,7 +10,9 @@
 * :func:`path_efficiency` compares an episode's length with the BFS optimum to the
   object the agent actually reached: capability, whatever the goal.
 * :func:`object_features` and :func:`fit_choice_model` recover a behavioral objective:
-  a softmax choice model over the objects' features, fitted to the agent's choices.
+  a softmax choice model over the objects' features, fitted to the agent's choices;
+  :func:`with_outside_option` adds "reach nothing" to every choice set, so episodes that
+  end at the time limit count as choices too.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from .gridworld import COLOURS, KINDS, GridWorld
 from .ppo import hash_uniform
 
 __all__ = ["OUTCOMES", "OraclePolicy", "RandomPolicy", "run_episodes", "classify_outcomes", "outcome_rates", "path_efficiency",
-           "object_features", "fit_choice_model", "choice_accuracy"]
+           "object_features", "fit_choice_model", "choice_accuracy", "with_outside_option"]
 
 OUTCOMES: tuple[str, ...] = ("intended", "proxy", "neither")
 """The three outcomes of a test episode, in id order."""
@@ -320,3 +322,45 @@ def choice_accuracy(features: torch.Tensor, choice: torch.Tensor, weights: torch
     keep = choice >= 0
     pred = (features[keep] @ weights.to(features.dtype)).argmax(1)
     return float((pred == choice[keep]).float().mean())
+
+
+def with_outside_option(features: torch.Tensor, reached: torch.Tensor, *,
+                        valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Add "reach nothing" to every choice set, so that an episode that ends at the time
+    limit counts as a choice too (the outside option of discrete-choice models).
+
+    The outside option is alternative K with all-zero features: its utility is 0 whatever
+    the weights, so the utilities fitted by :func:`fit_choice_model` are measured against
+    doing nothing, and an object with negative utility is one the agent would rather walk
+    past than touch.
+
+    Args:
+        features: float [N, K, F], from :func:`object_features`.
+        reached: long [N], the object each episode ended on, -1 for none (the ``reached``
+            of :func:`run_episodes`).
+        valid: optional bool [N]; False leaves an episode out (for example a level in which
+            some object cannot be reached): its choice is -1, which
+            :func:`fit_choice_model` and :func:`choice_accuracy` skip.
+
+    Returns ``(features float [N, K + 1, F], choice long [N])``: choice is ``reached``
+    with -1 replaced by K, and -1 where not ``valid``. Raises ValueError naming a bad
+    argument.
+    """
+    if not isinstance(features, torch.Tensor) or features.dim() != 3 or not features.dtype.is_floating_point:
+        raise ValueError("features must be a float tensor of shape [N, K, F]")
+    n, k, _ = features.shape
+    if (not isinstance(reached, torch.Tensor) or reached.shape != (n,)
+            or reached.dtype.is_floating_point or reached.dtype == torch.bool):
+        raise ValueError(f"reached must be an integer tensor of shape [{n}]")
+    if bool(((reached < -1) | (reached >= k)).any()):
+        raise ValueError(f"reached must hold object indices below K = {k}, or -1 (none)")
+    if valid is not None and (not isinstance(valid, torch.Tensor) or valid.dtype != torch.bool
+                              or valid.shape != (n,)):
+        raise ValueError(f"valid must be a bool tensor of shape [{n}] or None")
+    if valid is not None and valid.device != reached.device:
+        raise ValueError("valid must be on the same device as reached")
+    nothing = features.new_zeros(n, 1, features.shape[2])
+    choice = torch.where(reached >= 0, reached.long(), k)
+    if valid is not None:
+        choice = torch.where(valid, choice, -1)
+    return torch.cat((features, nothing), 1), choice
