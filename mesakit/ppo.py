@@ -114,7 +114,8 @@ class BatchedMLPPolicy(nn.Module):
             self.register_parameter(name, nn.Parameter(torch.stack(parts).to(device)))
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu"):
-        """Feed-forward: no recurrent state."""
+        """Feed-forward: no recurrent state (None), after checking ``device``."""
+        check_device("device", device)
         return None
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
