@@ -197,3 +197,17 @@ def test_bad_input_names_the_argument(call, name):
 def test_cuda_without_cuda_names_the_device_argument():
     with pytest.raises(ValueError, match="device"):
         ev.evolve_drives(ANC, device="cuda")
+
+
+def test_same_numbers_at_one_and_two_threads():
+    before = torch.get_num_threads()
+    try:
+        out = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            res = ev.evolve_drives(NEW, runs=2, population=32, generations=5, seed=5)
+            test = ev.sample_meals(NEW, (2,), 500, 6, seed=6)
+            out.append((res.history, ev.forage(res.weights, test).fitness))
+        assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])
+    finally:
+        torch.set_num_threads(before)
