@@ -519,7 +519,7 @@ def fit_reward_model(x: torch.Tensor, y: torch.Tensor, *, ridge: float = 1.0) ->
     if not isinstance(y, torch.Tensor) or y.shape != (x.shape[0],):
         raise ValueError(f"y must be a tensor of shape [{x.shape[0]}]")
     if x.shape[0] < 2:
-        raise ValueError("x must hold at least 2 labelled candidates")
+        raise ValueError("x must hold at least 2 labeled candidates")
     ridge = check_in_range("ridge", ridge, 0.0, 1e12)
     xd, yd = x.double(), y.double()
     xm, ym = xd.mean(0), yd.mean()
