@@ -133,6 +133,8 @@ class Rooms(NamedTuple):
         return self.leak.shape
 
     def to(self, device) -> "Rooms":
+        """The same rooms on ``device`` (ValueError naming ``device`` for a bad one)."""
+        device = check_device("device", device)
         return Rooms(*(t.to(device) for t in self))
 
 
