@@ -301,7 +301,7 @@ def fit_choice_model(features: torch.Tensor, choice: torch.Tensor, *, l2: float 
     if int(keep.sum()) == 0:
         raise ValueError("choice must contain at least one episode with a choice (>= 0)")
     x, y = features[keep].double(), choice[keep]
-    w = torch.zeros(x.shape[-1], dtype=torch.float64, requires_grad=True)
+    w = torch.zeros(x.shape[-1], dtype=torch.float64, device=x.device, requires_grad=True)
     opt = torch.optim.LBFGS([w], max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure():
@@ -311,7 +311,7 @@ def fit_choice_model(features: torch.Tensor, choice: torch.Tensor, *, l2: float 
         return loss
 
     opt.step(closure)
-    return w.detach().float()
+    return w.detach().float().cpu()
 
 
 def choice_accuracy(features: torch.Tensor, choice: torch.Tensor, weights: torch.Tensor) -> float:
@@ -320,7 +320,7 @@ def choice_accuracy(features: torch.Tensor, choice: torch.Tensor, weights: torch
     if not isinstance(weights, torch.Tensor) or weights.shape != features.shape[-1:]:
         raise ValueError(f"weights must be a tensor of shape [{features.shape[-1]}]")
     keep = choice >= 0
-    pred = (features[keep] @ weights.to(features.dtype)).argmax(1)
+    pred = (features[keep] @ weights.to(features.device, features.dtype)).argmax(1)
     return float((pred == choice[keep]).float().mean())
 
 
