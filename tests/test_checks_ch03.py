@@ -414,3 +414,62 @@ def test_safe_q_loop_version_passes():
 def test_safe_q_named_mistakes(name, capsys):
     kw, needles = SAFE_Q_WRONG[name]
     wrong(ch03.check_smallest_safe_q(lambda *a: safe_q_loop(*a, **kw)), capsys, *needles)
+
+
+# ------------------------------------------------------------------ Exercise 7
+
+def bon_loop(proxy, true, ns, *, key="proxy", rank_shift=0, pick="best", reverse=False, n_used=lambda n, m: n):
+    """A learner's best-of-n with exact binomial weights (Python integers), pool by pool."""
+    r_pools, m = proxy.shape
+    out_p = torch.zeros(len(ns), r_pools, dtype=torch.float64)
+    out_t = torch.zeros(len(ns), r_pools, dtype=torch.float64)
+    for j in range(r_pools):
+        p_list, t_list = proxy[j].tolist(), true[j].tolist()
+        order = sorted(range(m), key=lambda i: p_list[i], reverse=reverse)
+        ps = [p_list[i] for i in order]
+        ts = sorted(t_list) if key == "true" else [t_list[i] for i in order]
+        for k, n in enumerate(ns):
+            n = n_used(n, m)
+            if pick == "top mean":
+                out_p[k, j], out_t[k, j] = sum(ps[-n:]) / n, sum(ts[-n:]) / n
+                continue
+            weights = [math.comb(r - 1 + rank_shift, n - 1) for r in range(1, m + 1)]
+            total = sum(weights)
+            probs = [w / total for w in weights]          # exact integers, divided once
+            out_p[k, j] = sum(q * x for q, x in zip(probs, ps))
+            out_t[k, j] = sum(q * x for q, x in zip(probs, ts))
+    return out_p, out_t
+
+
+BON_WRONG = {
+    "selected on the truth": (dict(key="true"), ["the PROXY picks"]),
+    "ranks off by one": (dict(rank_shift=1), ["off by one"]),
+    "mean of the n best": (dict(pick="top mean"), ["averaged the n best"]),
+    "lowest proxy wins": (dict(reverse=True), ["descending order"]),
+    "n ignored": (dict(n_used=lambda n, m: m), ["does not depend on n"]),
+}
+
+
+def test_bon_loop_version_passes():
+    assert ch03.check_best_of_n(bon_loop)
+
+
+@pytest.mark.parametrize("name", list(BON_WRONG))
+def test_bon_named_mistakes(name, capsys):
+    kw, needles = BON_WRONG[name]
+    wrong(ch03.check_best_of_n(lambda *a: bon_loop(*a, **kw)), capsys, *needles)
+
+
+def test_bon_transposed_and_float_comb_overflow_are_named(capsys):
+    from mesakit import proxies
+    wrong(ch03.check_best_of_n(lambda p, t, ns: tuple(x.T for x in proxies.best_of_n_expected(p, t, ns))), capsys,
+          "one row per n")
+
+    def float_comb(proxy, true, ns):     # binomials as floats: C(2047, 1000) does not fit a float
+        m = proxy.shape[1]
+        order = proxy.argsort(1)
+        p, t = proxy.double().gather(1, order), true.double().gather(1, order)
+        rows = [torch.tensor([float(math.comb(r - 1, n - 1)) for r in range(1, m + 1)], dtype=torch.float64)
+                / float(math.comb(m, n)) for n in ns]
+        return torch.stack([p @ w for w in rows]), torch.stack([t @ w for w in rows])
+    wrong(ch03.check_best_of_n(float_comb), capsys, "your function raised OverflowError")

@@ -14,8 +14,8 @@ Three references live here because no mesakit module needs them: :func:`choice_n
 (the conditional-logit loss that :func:`mesakit.alignment.fit_choice_model` minimizes),
 :func:`sweep_levels` and :func:`smallest_safe_q` (the diversity sweep of Exercise 6).
 The others are mesakit's: :func:`mesakit.alignment.classify_outcomes`,
-:func:`mesakit.alignment.path_efficiency`, :func:`mesakit.irl.soft_visitation` and
-:func:`mesakit.irl.maxent_irl`.
+:func:`mesakit.alignment.path_efficiency`, :func:`mesakit.irl.soft_visitation`,
+:func:`mesakit.irl.maxent_irl` and :func:`mesakit.proxies.best_of_n_expected`.
 """
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ __all__ = [
     "check_maxent_irl",
     "check_sweep_levels",
     "check_smallest_safe_q",
+    "check_best_of_n",
 ]
 
 _INT = compare_tensors(dtype_kind="int")
@@ -702,3 +703,82 @@ def _scan(qs, ok) -> float | None:
             break
         best = float(qs[i])
     return best
+
+
+# ------------------------------------------------------------------------ Exercise 7
+
+def _bon_cases() -> list[Case]:
+    gen = torch.Generator().manual_seed(41)
+    cases = [Case((torch.tensor([[0.1, 0.5, 0.3]]), torch.tensor([[1.0, 2.0, 3.0]]), [1, 2, 3]),
+                  description="one pool of 3 candidates, n = 1, 2, 3 (work it out by hand)")]
+    for r, m, ns in ((8, 16, [1, 2, 5, 16]), (4, 2048, [1, 64, 1024, 2048])):
+        p = torch.randn(r, m, generator=gen)
+        t = p - 0.5 * p.clamp(min=1.0) ** 2 + 0.3 * torch.randn(r, m, generator=gen)
+        cases.append(Case((p, t, ns), description=f"{r} pools of {m} candidates, n in {ns}",
+                          hint="large pools, where binomial coefficients overflow unless you stay in logarithms"
+                          if m > 1000 else ""))
+    return cases
+
+
+def _bon_variant(*, select_on_true=False, shift=0, top_mean=False, lowest=False, ignore_n=False):
+    def bon(proxy, true, ns):
+        m = proxy.shape[1]
+        order = torch.argsort(proxy.double(), dim=1, stable=True)
+        if lowest:
+            order = order.flip(1)
+        p = proxy.double().gather(1, order)
+        t = true.double().sort(1).values if select_on_true else true.double().gather(1, order)
+        rows_p, rows_t = [], []
+        for n in ns:
+            n = m if ignore_n else n
+            if top_mean:
+                rows_p.append(p[:, -n:].mean(1))
+                rows_t.append(t[:, -n:].mean(1))
+                continue
+            r = torch.arange(1, m + 1, dtype=torch.float64) + shift
+            logw = torch.lgamma(r) - math.lgamma(n) - torch.lgamma((r - n + 1).clamp(min=1))   # log C(r-1, n-1)
+            w = torch.where(r >= n, logw.exp(), torch.zeros_like(logw))
+            w = w / w.sum()
+            rows_p.append(p @ w)
+            rows_t.append(t @ w)
+        return torch.stack(rows_p), torch.stack(rows_t)
+    return bon
+
+
+def check_best_of_n(fn) -> CheckResult:
+    """``fn(proxy, true, ns) -> (proxy_bon, true_bon)``, each float ``[len(ns), R]``: the
+    expected proxy and true score of the candidate that best-of-n on the proxy picks, over
+    all n-subsets of each pool (:func:`mesakit.proxies.best_of_n_expected`)."""
+    from .. import proxies
+
+    values = compare_tensors(atol=1e-5, rtol=1e-5, dtype_kind="float")
+
+    def compare(got, expected):
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            return f"expected a pair (proxy_bon, true_bon), got {type(got).__name__}"
+        for label, g, e in zip(("proxy_bon", "true_bon"), got, expected):
+            if isinstance(g, torch.Tensor) and g.dim() == 2 and tuple(g.shape) == tuple(e.shape)[::-1] \
+                    and g.shape != e.shape:
+                return f"{label} has shape {tuple(g.shape)}, expected {tuple(e.shape)}: one row per n, one column per pool"
+            problem = values(g, e)
+            if problem:
+                return f"{label}: {problem}"
+        return None
+
+    diagnoses = [same_as(_bon_variant(**kw), text, compare) for kw, text in [
+        (dict(select_on_true=True), "the true score must be that of the candidate the PROXY picks: reorder true by "
+                                    "the proxy's order (gather with the proxy's argsort), not by its own sort. "
+                                    "Yours selects on the truth, which no proxy can do."),
+        (dict(shift=1), "your ranks are off by one: with ranks r = 1 .. M (1 the lowest proxy), the candidate of "
+                        "rank r wins a random n-subset with probability C(r - 1, n - 1) / C(M, n)."),
+        (dict(top_mean=True), "you averaged the n best candidates; best-of-n keeps only the best of n RANDOM "
+                              "candidates, averaged over all n-subsets of the pool."),
+        (dict(lowest=True), "you ranked the proxy in descending order, so the lowest proxy wins; best-of-n picks "
+                            "the highest."),
+        (dict(ignore_n=True), "your answer does not depend on n: every n gave the best of the whole pool."),
+    ]]
+    return run_check(
+        "best_of_n", fn, proxies.best_of_n_expected, _bon_cases(), compare=compare, diagnoses=diagnoses,
+        hint="order = argsort(proxy, dim=1); sort proxy and true by it; rank r = 1..M; weight of rank r for n: "
+             "C(r-1, n-1) / C(M, n), 0 for r < n (compute with torch.lgamma and exp); return, for each n, "
+             "the weighted sums of the sorted proxy and true: two float tensors [len(ns), R].")
