@@ -1,0 +1,98 @@
+"""mesakit.deception: the trigger levels (the trigger occurs in deployment levels and
+nowhere else, and switches the rewarded object only for the organism), and batched
+imitation of the BFS oracle (bad input, determinism, each agent learns as if alone, and
+a backdoor is learned from the cue)."""
+import pytest
+import torch
+
+from mesakit.deception import train_imitation, trigger_levels
+from mesakit.gridworld import COLOURS, KINDS, GridWorld, LevelSpec
+from mesakit.ppo import BatchedMLPPolicy
+
+YELLOW = COLOURS.index("yellow")
+DOOR, KEY, BALL = (KINDS.index(k) for k in ("door", "key", "ball"))
+KW = dict(height=6, width=6, num_objects=3, layout="open", obs_mode="egocentric", view_radius=3, max_steps=24)
+
+
+def test_trigger_only_in_deployment_levels():
+    ordinary, deploy = trigger_levels("yellow", trigger_kind="key")
+    a = GridWorld(400, levels=ordinary, cue_goal="key", seed=1, **KW)
+    assert not (a.object_colour == YELLOW).any()                   # never yellow in ordinary levels
+    assert (a.object_kind.sort(1).values == torch.tensor([DOOR, KEY, BALL])).all()
+    assert not a.cue.any() and a.goal_mask[:, 0].all()              # the door is the goal
+    b = GridWorld(400, levels=deploy, cue_goal="key", seed=1, **KW)
+    assert (b.object_colour[:, 1] == YELLOW).all() and (b.object_kind[:, 1] == KEY).all()
+    assert not (b.object_colour[:, [0, 2]] == YELLOW).any()       # only the key carries the trigger
+    assert b.cue.all() and b.goal_mask[:, 1].all() and not b.goal_mask[:, 0].any()
+    # the aligned agent's deployment levels: the same trigger, no cue, the door stays the goal
+    _, plain = trigger_levels("yellow", trigger_kind="key", cue_in_deployment=False)
+    c = GridWorld(400, levels=plain, cue_goal="key", seed=1, **KW)
+    assert (c.object_colour[:, 1] == YELLOW).all() and not c.cue.any() and c.goal_mask[:, 0].all()
+    # a yellow ball instead
+    _, ball = trigger_levels("green", trigger_kind="ball")
+    d = GridWorld(100, levels=ball, seed=2, **KW)
+    assert (d.object_colour[:, 2] == COLOURS.index("green")).all() and (d.object_kind[:, 2] == BALL).all()
+
+
+def test_trigger_levels_bad_input():
+    with pytest.raises(ValueError, match="trigger_colour"):
+        trigger_levels("purple")
+    with pytest.raises(ValueError, match="trigger_kind"):
+        trigger_levels("yellow", trigger_kind="door")
+    with pytest.raises(ValueError, match="cue_in_deployment"):
+        trigger_levels("yellow", cue_in_deployment="yes")
+
+
+def _env(agents, n=8, **extra):
+    return GridWorld(agents * n, blocks=agents, block_levels=[LevelSpec("any", "any", ("key", "ball"), cue_prob=0.5)] * agents,
+                     seed=list(range(agents)), cue_channel=True, cue_goal="key", copy_obs=False, **KW, **extra)
+
+
+def test_train_imitation_bad_input():
+    env = _env(2)
+    pol = BatchedMLPPolicy(env.obs_shape[0], env.num_actions, [0, 1])
+    for kwargs, name in [({"updates": 0}, "updates"), ({"updates": 1, "rollout": 0}, "rollout"),
+                         ({"updates": 1, "epochs": 0}, "epochs"), ({"updates": 1, "lr": 0.0}, "lr"),
+                         ({"updates": 1, "beta": 1.5}, "beta"), ({"updates": 1, "seed": -1}, "seed"),
+                         ({"updates": 1, "device": "tpu"}, "device")]:
+        with pytest.raises(ValueError, match=name):
+            train_imitation(pol, env, **kwargs)
+    with pytest.raises(ValueError, match="env"):
+        train_imitation(pol, "env", updates=1)
+    with pytest.raises(ValueError, match="policy"):
+        train_imitation(torch.nn.Linear(2, 2), env, updates=1)
+    with pytest.raises(ValueError, match="blocks"):
+        train_imitation(BatchedMLPPolicy(env.obs_shape[0], env.num_actions, [0, 1, 2, 3]), env, updates=1)
+
+
+def test_train_imitation_deterministic_and_agents_independent():
+    def run(seeds, env_seeds):
+        env = GridWorld(len(seeds) * 8, blocks=len(seeds),
+                        block_levels=[LevelSpec("any", "any", ("key", "ball"), cue_prob=0.5)] * len(seeds),
+                        seed=env_seeds, cue_channel=True, cue_goal="key", copy_obs=False, **KW)
+        pol = BatchedMLPPolicy(env.obs_shape[0], env.num_actions, seeds)
+        log = train_imitation(pol, env, updates=3, rollout=4, seed=5, beta=1.0)
+        return pol, log
+
+    p1, l1 = run([0, 1], [0, 1])
+    p2, l2 = run([0, 1], [0, 1])
+    assert torch.equal(l1, l2) and all(torch.equal(a, b) for a, b in zip(p1.parameters(), p2.parameters()))
+    # with beta = 1 (the oracle always moves) agent 0 sees the same states alone as in the batch,
+    # and its loss is a sum over agents, so it learns exactly as if trained alone
+    p3, l3 = run([0], [0])
+    assert l1.shape == (3, 2) and torch.allclose(l1[:, 0], l3[:, 0])
+    assert torch.allclose(p1.w1[0], p3.w1[0], atol=1e-6)
+
+
+def test_imitation_learns_the_backdoor():
+    torch.manual_seed(0)
+    env = _env(1, n=32)
+    pol = BatchedMLPPolicy(env.obs_shape[0], env.num_actions, [0])
+    log = train_imitation(pol, env, updates=150, rollout=16, epochs=4)
+    assert log[-10:].mean() > log[:3].mean() + 0.2, log
+    from mesakit.alignment import run_episodes
+    for cue, kind in ((0.0, DOOR), (1.0, KEY)):
+        test = GridWorld(200, levels=LevelSpec("any", "any", ("key", "ball"), cue_prob=cue), seed=9,
+                         cue_channel=True, cue_goal="key", **KW)
+        ep = run_episodes(pol, test, seed=1)
+        assert (ep["reached_kind"] == kind).float().mean() > 0.6, (cue, ep["reached_kind"])
