@@ -89,3 +89,33 @@ def test_glued_names_are_defined_before_use_and_unique():
                 for name in re.findall(r"\{glue:\w+\}`([A-Za-z0-9_]+)", cell.source):
                     known = dynamic or name in defined or any(p and name.startswith(p) for p in prefixes)
                     assert known, f"{path.name}: glue {name!r} is used before it is computed"
+
+
+def _echoes_a_value(source: str) -> bool:
+    """True when a cell's last statement is an expression whose value Jupyter would show
+    (no trailing ';'), other than a call that draws or shows something."""
+    import ast
+    import io
+    import tokenize
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    if not tree.body or not isinstance(tree.body[-1], ast.Expr):
+        return False
+    segment = ast.get_source_segment(source, tree.body[-1]) or ""
+    if segment.startswith(("plt.show", "frame_player", "display(", "print(")):
+        return False
+    tokens = [t for t in tokenize.generate_tokens(io.StringIO(source).readline)
+              if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.ENDMARKER,
+                                tokenize.INDENT, tokenize.DEDENT)]
+    return not (tokens and tokens[-1].string == ";")
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=IDS)
+def test_figure_cells_do_not_echo_a_value(path):
+    """A figure cell (myst-nb caption) that also echoes its last value gets a second
+    output, and the book then names two targets alike (a strict-build warning)."""
+    bad = [i for i, c in enumerate(read(path).cells)
+           if c.cell_type == "code" and "mystnb" in c.metadata and _echoes_a_value(c.source)]
+    assert not bad, f"{path.name}: figure cells {bad} end with a bare expression; end it with ';'"
