@@ -62,14 +62,28 @@ def invalidate_if_mesakit_changed() -> bool:
     return cleared
 
 
+KERNEL_START_ATTEMPTS = 3
+
+
 def execute(path: str, timeout: int) -> tuple[str, dict, float, str | None]:
     """Run one notebook in a fresh kernel, in its own folder (as the book does)."""
     from jupyter_cache.executors.utils import single_nb_execution
 
     os.environ.update(KERNEL_ENV)
-    nb = nbformat.read(path, as_version=4)
-    result = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=timeout,
-                                 allow_errors=False, meta_override=True)
+    for attempt in range(KERNEL_START_ATTEMPTS):
+        nb = nbformat.read(path, as_version=4)
+        try:
+            result = single_nb_execution(nb, cwd=str(Path(path).parent), timeout=timeout,
+                                         allow_errors=False, meta_override=True)
+            break
+        except RuntimeError as exc:
+            # Two kernels started at the same moment can pick the same free TCP port
+            # (jupyter_client reserves none), and the loser dies before it replies:
+            # that is a failed start, not a failing notebook, so start it again.
+            if "Kernel died before replying" not in str(exc) or attempt == KERNEL_START_ATTEMPTS - 1:
+                raise
+            print(f"kernel for {Path(path).name} failed to start ({exc}); retrying", flush=True)
+            time.sleep(1.0 + attempt)
     error = None
     if result.err is not None:
         error = str(result.err).strip()
@@ -105,7 +119,11 @@ def main() -> int:
     failed: list[tuple[Path, str]] = []
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = [pool.submit(execute, str(p), args.timeout) for p in todo]
+        futures = []
+        for i, p in enumerate(todo):
+            futures.append(pool.submit(execute, str(p), args.timeout))
+            if i < args.jobs - 1:
+                time.sleep(3.0)   # stagger the first kernels' starts (see execute)
         for future in as_completed(futures):
             path, nb, seconds, error = future.result()
             rel = Path(path).relative_to(ROOT)
