@@ -119,3 +119,14 @@ def test_figure_cells_do_not_echo_a_value(path):
     bad = [i for i, c in enumerate(read(path).cells)
            if c.cell_type == "code" and "mystnb" in c.metadata and _echoes_a_value(c.source)]
     assert not bad, f"{path.name}: figure cells {bad} end with a bare expression; end it with ';'"
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=IDS)
+def test_figure_cells_carry_alt_text_where_myst_nb_reads_it(path):
+    """myst-nb reads a figure's alt text from cell metadata ``mystnb.image.alt``; an
+    ``image`` key elsewhere is silently ignored and the page gets a file name as alt."""
+    bad = [i for i, c in enumerate(read(path).cells) if c.cell_type == "code"
+           and ("image" in c.metadata
+                or ("figure" in c.metadata.get("mystnb", {})
+                    and not str(c.metadata["mystnb"].get("image", {}).get("alt", "")).strip()))]
+    assert not bad, f"{path.name}: cells {bad} need metadata mystnb.image.alt (real alt text)"
