@@ -51,6 +51,7 @@ import torch
 from torch import nn
 
 from .core import check_device, check_positive_int, check_probability, make_generator
+from .ensembles import clip_stacked_grad_norms_
 from .nets import GRUSequenceModel
 
 __all__ = [
@@ -844,14 +845,7 @@ class BanditRNNGroup(nn.Module):
     def clip_grad_norm_per_member_(self, max_norm: float) -> torch.Tensor:
         """Scale each member's gradient to norm at most ``max_norm`` (as
         ``nn.utils.clip_grad_norm_`` would for that member alone). Returns the norms [E]."""
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if not grads:
-            return torch.zeros(self.members)
-        norms = torch.stack([g.reshape(self.members, -1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
-        scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-        for g in grads:
-            g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
-        return norms
+        return clip_stacked_grad_norms_(self.parameters(), self.members, max_norm)
 
     def member(self, i: int) -> BanditRNNPolicy:
         """Member ``i`` as a plain :class:`BanditRNNPolicy` (a copy, frozen, eval mode)."""

@@ -126,6 +126,23 @@ def _rebuild(module: nn.Module, state: dict) -> nn.Module:
     return module
 
 
+@torch.no_grad()
+def clip_stacked_grad_norms_(parameters, members: int, max_norm: float) -> torch.Tensor:
+    """Clip the gradients of ``members`` networks stored as the slices of a leading axis
+    of every parameter (stacked weights), each member to global norm ``max_norm`` on its
+    own, as ``torch.nn.utils.clip_grad_norm_`` would for that member alone. Returns the
+    members' norms [E] before clipping. Shared by the batched policies of mesakit.bandits,
+    mesakit.ppo and mesakit.proxies."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(members)
+    norms = torch.stack([g.reshape(members, -1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
+    return norms
+
+
 def clip_grad_norm_per_member_(ensemble: Ensemble, max_norm: float) -> torch.Tensor:
     """Clip each member's gradient to global norm ``max_norm`` separately (as
     ``torch.nn.utils.clip_grad_norm_`` would for that member alone). Returns the E norms

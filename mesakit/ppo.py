@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .core import check_device, check_in_range, check_positive_int, progress
+from .ensembles import clip_stacked_grad_norms_
 from .rl import gae_advantages
 
 __all__ = ["BatchedMLPPolicy", "RolloutBuffer", "PPOLog", "hash_uniform", "train_ppo"]
@@ -139,14 +140,7 @@ class BatchedMLPPolicy(nn.Module):
     def clip_grad_norm_per_member_(self, max_norm: float) -> torch.Tensor:
         """Clip each agent's gradient to ``max_norm`` on its own (as if trained alone);
         returns the E norms before clipping."""
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if not grads:
-            return torch.zeros(self.members)
-        norms = torch.stack([g.reshape(self.members, -1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
-        scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-        for g in grads:
-            g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
-        return norms
+        return clip_stacked_grad_norms_(self.parameters(), self.members, max_norm)
 
     def member(self, i: int) -> "BatchedMLPPolicy":
         """Agent ``i`` alone, as a one-agent policy (a copy)."""

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from .core import check_device, check_in_range, check_positive_int
+from .ensembles import clip_stacked_grad_norms_
 
 __all__ = [
     "GARDEN_HEIGHT",
@@ -305,14 +306,7 @@ class GardenerPolicy(nn.Module):
     @torch.no_grad()
     def clip_grad_norm_per_member_(self, max_norm: float) -> torch.Tensor:
         """Scale each member's gradient to norm at most ``max_norm``; returns the norms [E]."""
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if not grads:
-            return torch.zeros(self.members)
-        norms = torch.stack([g.reshape(self.members, -1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
-        scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-        for g in grads:
-            g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
-        return norms
+        return clip_stacked_grad_norms_(self.parameters(), self.members, max_norm)
 
     def member(self, i: int) -> nn.Sequential:
         """Member ``i`` as a plain MLP ``obs [B, obs_dim] -> [B, A + 1]`` (a frozen copy)."""
