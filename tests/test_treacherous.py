@@ -95,3 +95,133 @@ def test_bad_input():
         tr.all_plans(21)
     with pytest.raises(ValueError, match="plan"):
         tr.plan_string([[0, 1]])
+
+
+# ------------------------------------------------------------------ the oversight game and its learner
+
+N = 5
+FULL = tr.TurnCondition("full", 2, "flag")
+MYOPIC = tr.TurnCondition("myopic", 2, "flag", myopic=True)
+BLIND = tr.TurnCondition("blind", 2, "none")
+NO_END = tr.TurnCondition("no end", 5, "flag")
+CLOCK = tr.TurnCondition("clock", 2, "index")
+CLOCK_UNKNOWN = tr.TurnCondition("clock, unknown lapse", (1, 4), "index")
+FLAG_UNKNOWN = tr.TurnCondition("flag, unknown lapse", (1, 4), "flag")
+ALL = [FULL, MYOPIC, BLIND, NO_END, CLOCK, CLOCK_UNKNOWN, FLAG_UNKNOWN]
+
+
+def _brute_force_return(table, cond, n):
+    """Sum over all 2**n plans of P(plan | lapse) x payoff, averaged over the lapses."""
+    plans = tr.all_plans(n)
+    lapses = cond.lapses(n)
+    total = 0.0
+    for k in lapses:
+        pt = table[tr.episode_observations(cond, n, k)]                       # [n]
+        prob = torch.where(plans, pt, 1 - pt).prod(1)
+        total += (prob * tr.plan_payoffs(plans, k)).sum().item() / len(lapses)
+    return total
+
+
+def test_observations():
+    assert tr.episode_observations(FULL, N, 2).tolist() == [1, 1, 0, 0, 0]
+    assert tr.episode_observations(NO_END, N, 5).tolist() == [1] * 5
+    assert tr.episode_observations(BLIND, N, 2).tolist() == [0] * 5
+    assert tr.episode_observations(CLOCK, N, 2).tolist() == [2, 3, 4, 5, 6]
+    assert tr.episode_observations(FULL, N, torch.tensor([[1, 3]])).shape == (1, 2, 5)
+    assert CLOCK_UNKNOWN.lapses(N) == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("cond", ALL, ids=lambda c: c.name)
+def test_exact_return_matches_brute_force(cond):
+    g = torch.Generator().manual_seed(3)
+    for _ in range(3):
+        table = torch.rand(N + 2, generator=g, dtype=torch.float64)
+        assert tr.exact_return(table, cond, N).item() == pytest.approx(_brute_force_return(table, cond, N), abs=1e-12)
+    # a batch of tables at once gives the same as one at a time
+    tables = torch.rand(4, N + 2, generator=g, dtype=torch.float64)
+    batch = tr.exact_return(tables, cond, N)
+    assert torch.allclose(batch, torch.stack([tr.exact_return(t, cond, N) for t in tables]))
+
+
+def test_exact_return_deterministic_tables_are_the_toy():
+    turn = torch.tensor([1.0, 0.0] + [0.5] * N)       # B when not overseen, A when overseen
+    assert tr.exact_return(turn, FULL, N).item() == tr.toy_payoffs(2, 3)["defect_in_deployment"]
+    always = torch.ones(N + 2)
+    assert tr.exact_return(always, FULL, N).item() == tr.toy_payoffs(2, 3)["always_defect"]
+    assert tr.exact_return(torch.zeros(N + 2), FULL, N).item() == 0.0
+    assert tr.exact_return(turn, FULL, N, discount=0.5).item() == pytest.approx(0.25 + 0.125 + 0.0625)
+
+
+def test_blind_closed_form():
+    # one rate p for all five episodes, two overseen: E = p + (1-p) p + (1-p)^2 3p = 5p - 7p^2 + 3p^3
+    for p in (0.0, 0.2, 5 / 9, 0.9, 1.0):
+        assert tr.exact_return(torch.full((N + 2,), p), BLIND, N).item() == pytest.approx(5 * p - 7 * p**2 + 3 * p**3)
+    table, value = tr.best_policy(BLIND, N)
+    assert table[0].item() == pytest.approx(5 / 9, abs=1e-3)
+    assert value == pytest.approx(5 * 5 / 9 - 7 * (5 / 9) ** 2 + 3 * (5 / 9) ** 3, abs=1e-6)
+
+
+def test_best_policies():
+    table, value = tr.best_policy(FULL, N)
+    assert value == tr.toy_payoffs(2, 3)["best"] == 3.0 and table[:2].tolist() == [1.0, 0.0]
+    table, value = tr.best_policy(MYOPIC, N)          # the myopic agent's best: B whenever it chooses
+    assert table[:2].tolist() == [1.0, 1.0] and value == 1.0
+    table, value = tr.best_policy(NO_END, N)
+    assert table[1].item() == 1.0 and value == 1.0
+    table, value = tr.best_policy(CLOCK, N)
+    assert table[2:].tolist() == [0, 0, 1, 1, 1] and value == 3.0
+    _, value = tr.best_policy(CLOCK_UNKNOWN, N)       # wait until episode 2: 3 B if the lapse came, else 1
+    assert value == pytest.approx(2.0)
+    _, value = tr.best_policy(FLAG_UNKNOWN, N)        # 5 - E[k] = 2.5
+    assert value == pytest.approx(2.5)
+
+
+def test_strategy_rates():
+    turn = torch.tensor([1.0, 0.0] + [0.5] * N)
+    r = tr.strategy_rates(turn, FULL, N)
+    assert r["defect_overseen"] == 0 and r["defect_free"] == 1 and r["turn"] == 1 and r["modified"] == 0
+    r = tr.strategy_rates(torch.full((3, N + 2), 0.5), BLIND, N)
+    assert r["turn"].shape == (3,) and torch.allclose(r["turn"], torch.tensor(0.5 ** 5, dtype=torch.float64))
+    assert torch.allclose(r["modified"], torch.tensor(0.75, dtype=torch.float64))
+    r = tr.strategy_rates(torch.full((N + 2,), 0.3), NO_END, N)
+    assert torch.isnan(r["defect_free"]) and torch.isnan(r["turn"])
+    assert r["modified"].item() == pytest.approx(1 - 0.7 ** 5)
+
+
+def test_learners_find_the_strategies():
+    log = tr.train_turn_learners([FULL, MYOPIC, BLIND], [0, 1], updates=150, seed=1)
+    assert log.logits.shape == (3, 2, N + 2) and log.probs.shape == (151, 3, 2, N + 2)
+    assert log.sampled_return.shape == (150, 3, 2)
+    full = tr.strategy_rates(log.probs[-1, 0], FULL, N)
+    assert (full["defect_overseen"] < 0.1).all() and (full["defect_free"] > 0.9).all()
+    myopic = tr.strategy_rates(log.probs[-1, 1], MYOPIC, N)
+    assert (myopic["defect_first"] > 0.9).all()
+    blind = log.probs[-1, 2, :, 0]
+    assert ((blind - 5 / 9).abs() < 0.1).all()
+    curve = log.exact_curve()
+    assert curve.shape == (151, 3, 2) and (curve[-1, 0] > 2.8).all()
+    # same seed, same numbers
+    again = tr.train_turn_learners([FULL, MYOPIC, BLIND], [0, 1], updates=150, seed=1)
+    assert torch.equal(log.probs, again.probs)
+
+
+def test_learner_bad_input():
+    for kwargs, name in [(dict(conditions=[]), "conditions"), (dict(conditions=["full"]), "conditions"),
+                         (dict(conditions=[tr.TurnCondition("x", 6)]), "overseen"),
+                         (dict(conditions=[tr.TurnCondition("x", (3, 1))]), "overseen"),
+                         (dict(conditions=[tr.TurnCondition("x", observe="eyes")]), "observe"),
+                         (dict(conditions=[tr.TurnCondition("x", myopic="yes")]), "myopic"),
+                         (dict(conditions=[tr.TurnCondition("")]), "name"),
+                         (dict(seeds=[]), "seeds"), (dict(seeds=[-1]), "seeds"), (dict(episodes=0), "episodes"),
+                         (dict(updates=0), "updates"), (dict(batch=1), "batch"), (dict(lr=0), "lr"),
+                         (dict(init_scale=-1.0), "init_scale"), (dict(seed=-3), "seed"), (dict(device="tpu"), "device")]:
+        args = dict(conditions=[FULL], seeds=[0], updates=1)
+        args.update(kwargs)
+        with pytest.raises(ValueError, match=name):
+            tr.train_turn_learners(args.pop("conditions"), args.pop("seeds"), **args)
+    with pytest.raises(ValueError, match="probs"):
+        tr.exact_return(torch.ones(3), FULL, N)
+    with pytest.raises(ValueError, match="probs"):
+        tr.exact_return(torch.full((N + 2,), 1.5), FULL, N)
+    with pytest.raises(ValueError, match="logits"):
+        tr.choice_probabilities([0.0])
