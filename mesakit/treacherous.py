@@ -402,7 +402,7 @@ class TurnLog:
 
 def train_turn_learners(conditions: Any, seeds: Any, *, episodes: int = 5, updates: int = 300,
                         batch: int = 256, lr: float = 0.05, init_scale: float = 0.5,
-                        seed: int = 0, device: Any = "cpu", desc: str = "REINFORCE") -> TurnLog:
+                        init_bias: Any = 0.0, seed: int = 0, device: Any = "cpu", desc: str = "REINFORCE") -> TurnLog:
     """Train one tabular policy per (condition, seed) by REINFORCE on its own objective, all
     C x S of them as one tensor program.
 
@@ -417,10 +417,13 @@ def train_turn_learners(conditions: Any, seeds: Any, *, episodes: int = 5, updat
     Args:
         conditions: list of :class:`TurnCondition` (C).
         seeds: list of S non-negative ints: learner (c, s)'s initial logits are
-            ``init_scale * randn(2 + episodes)`` drawn after ``torch.manual_seed(seeds[s])``.
+            ``init_bias[c] + init_scale * randn(2 + episodes)``, the normal draws made
+            after ``torch.manual_seed(seeds[s])`` (the same draws in every condition).
         episodes: n, episodes per meta-episode (>= 1).
         updates, batch: positive ints (batch >= 2).
         lr: Adam learning rate (> 0); init_scale: >= 0.
+        init_bias: a number, or one number per condition: the initial logit of B (e.g. 3
+            for a learner that starts out choosing B about 95% of the time).
         seed: the sampling stream's seed; device: where to run (validated).
 
     Returns a :class:`TurnLog`. Raises ValueError naming a bad argument.
@@ -440,10 +443,16 @@ def train_turn_learners(conditions: Any, seeds: Any, *, episodes: int = 5, updat
     dev = check_device("device", device)
     gen = make_generator(seed, dev)
     C, S, O = len(conds), len(seeds), 2 + n
+    biases = list(init_bias) if isinstance(init_bias, (list, tuple)) else [init_bias] * C
+    if len(biases) != C or any(isinstance(b, bool) or not isinstance(b, numbers.Real) or not abs(float(b)) < 50
+                               for b in biases):
+        raise ValueError(f"init_bias must be a number or one number per condition ({C}), each of size < 50, "
+                         f"got {init_bias!r}")
 
     init = torch.stack([torch.randn(O, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
                         for s in seeds]) * float(init_scale)                      # [S, O]
-    logits = init.expand(C, S, O).clone().to(dev).requires_grad_(True)
+    bias = torch.tensor([float(b) for b in biases], dtype=torch.float64)[:, None, None]
+    logits = (bias + init).to(dev).requires_grad_(True)                                    # [C, S, O]
     opt = torch.optim.Adam([logits], lr=float(lr))
     lapse_sets = [c.lapses(n) for c in conds]
     myopic = torch.tensor([c.myopic for c in conds], device=dev)[:, None, None, None]     # [C,1,1,1]

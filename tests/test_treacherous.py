@@ -214,7 +214,8 @@ def test_learner_bad_input():
                          (dict(conditions=[tr.TurnCondition("")]), "name"),
                          (dict(seeds=[]), "seeds"), (dict(seeds=[-1]), "seeds"), (dict(episodes=0), "episodes"),
                          (dict(updates=0), "updates"), (dict(batch=1), "batch"), (dict(lr=0), "lr"),
-                         (dict(init_scale=-1.0), "init_scale"), (dict(seed=-3), "seed"), (dict(device="tpu"), "device")]:
+                         (dict(init_scale=-1.0), "init_scale"), (dict(init_bias=[0.0, 1.0]), "init_bias"),
+                         (dict(init_bias=float("nan")), "init_bias"), (dict(seed=-3), "seed"), (dict(device="tpu"), "device")]:
         args = dict(conditions=[FULL], seeds=[0], updates=1)
         args.update(kwargs)
         with pytest.raises(ValueError, match=name):
@@ -225,3 +226,13 @@ def test_learner_bad_input():
         tr.exact_return(torch.full((N + 2,), 1.5), FULL, N)
     with pytest.raises(ValueError, match="logits"):
         tr.choice_probabilities([0.0])
+
+
+def test_init_bias_and_a_learner_that_starts_defecting():
+    log = tr.train_turn_learners([FULL, FULL], [0, 1], updates=1, init_bias=[3.0, 0.0], init_scale=0.0)
+    assert torch.allclose(log.probs[0, 0], torch.sigmoid(torch.tensor(3.0, dtype=torch.float64)).expand(2, N + 2))
+    assert torch.allclose(log.probs[0, 1], torch.full((2, N + 2), 0.5, dtype=torch.float64))
+    # a learner that starts out choosing B 95% of the time still finds the turn
+    log = tr.train_turn_learners([FULL], [0, 1], updates=200, init_bias=3.0, seed=2)
+    r = tr.strategy_rates(log.probs[-1, 0], FULL, N)
+    assert (r["defect_overseen"] < 0.1).all() and (r["defect_free"] > 0.9).all()
