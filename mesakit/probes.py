@@ -11,8 +11,10 @@
 * :func:`hidden_activations` -- a :class:`mesakit.ppo.BatchedMLPPolicy`'s first or last
   hidden layer, [E, N/E, H].
 * :func:`steering` -- a context manager that adds ``coefficient * direction`` to a hidden
-  layer of a BatchedMLPPolicy while it is open (activation steering, as in Turner et al.
-  2023's "activation addition"), and on exit leaves the policy exactly as it was.
+  layer of a BatchedMLPPolicy while it is open (activation steering: Turner et al. 2023,
+  "Steering Language Models With Activation Engineering", arXiv:2308.10248; Mini et al.
+  2023 steered a maze-solving policy network, arXiv:2310.08043), and on exit leaves the
+  policy exactly as it was.
 
 Layers are numbered as in the policy: layer 1 is ``tanh(obs W1 + b1)``, layer 2 (the
 last hidden layer, :meth:`BatchedMLPPolicy.features`) is ``tanh(h1 W2 + b2)``. Steering
@@ -138,7 +140,7 @@ class LinearProbe:
         if features.shape[-1] != self.weight.shape[0]:
             raise ValueError(f"features must have d = {self.weight.shape[0]} columns, got {features.shape[-1]}")
         w = self.weight.to(device=features.device, dtype=torch.float64)
-        return features.double() @ w + self.bias
+        return features.detach().double() @ w + self.bias
 
 
 def _check_features(name: str, x: Any, rows: int | None = None) -> torch.Tensor:
@@ -190,7 +192,7 @@ def fit_linear_probe(features: torch.Tensor, labels: torch.Tensor, *, l2: float 
     n = y.numel()
     if n_pos == 0 or n_pos == n:
         raise ValueError(f"labels must contain both classes, got {n_pos} positives of {n}")
-    x = x.to(dev, torch.float64)
+    x = x.detach().to(dev, torch.float64)
     yf = y.to(dev, torch.float64)
     if balanced:
         sample_w = torch.where(yf > 0, n / (2.0 * n_pos), n / (2.0 * (n - n_pos)))
@@ -228,6 +230,7 @@ def contrast_direction(features_a: torch.Tensor, features_b: torch.Tensor) -> to
     b = _check_features("features_b", features_b)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"features_b must have d = {a.shape[1]} columns like features_a, got {b.shape[1]}")
+    a, b = a.detach(), b.detach()
     diff = a.double().mean(0) - b.to(a.device).double().mean(0)
     norm = diff.norm()
     if not float(norm) > 0:
@@ -240,7 +243,8 @@ def contrast_probe(features_a: torch.Tensor, features_b: torch.Tensor) -> Linear
     that unit vector, bias puts 0 halfway between the two projected means, so a positive
     score means "more like set a". Same errors as :func:`contrast_direction`."""
     d = contrast_direction(features_a, features_b)
-    mid = 0.5 * (features_a.double().mean(0) + features_b.to(features_a.device).double().mean(0))
+    a, b = features_a.detach(), features_b.detach()
+    mid = 0.5 * (a.double().mean(0) + b.to(a.device).double().mean(0))
     return LinearProbe(weight=d, bias=-float(mid.cpu() @ d.double()))
 
 
@@ -336,8 +340,9 @@ def steering(policy: BatchedMLPPolicy, direction: torch.Tensor, coefficient: Any
 
     Yields the policy. Raises ValueError naming a bad argument.
 
-    Source: Turner et al. (2023), "Activation addition: steering language models without
-    optimization" (arXiv:2308.10248), and their maze-solving policy network experiments.
+    Source: Turner et al. (2023), "Steering Language Models With Activation Engineering"
+    (arXiv:2308.10248); Mini et al. (2023), "Understanding and Controlling a Maze-Solving
+    Policy Network" (arXiv:2310.08043).
     """
     policy = _check_policy(policy)
     layer = _check_layer(layer)

@@ -71,6 +71,9 @@ def test_fit_linear_probe_recovers_direction_and_is_deterministic():
     assert auroc(p.score(x), y) > 0.95
     q = fit_linear_probe(x, y, l2=1e-3)
     assert torch.equal(p.weight, q.weight) and p.bias == q.bias
+    # features that carry a graph (activations computed with gradients on) give the same probe
+    r = fit_linear_probe(x.clone().requires_grad_(True) * 1.0, y, l2=1e-3)
+    assert torch.equal(p.weight, r.weight)
     # a heavier penalty shrinks the weight
     assert fit_linear_probe(x, y, l2=1.0).weight.norm() < p.weight.norm()
     # a probe on features that carry no information does no better than chance on new data
