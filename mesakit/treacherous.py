@@ -177,7 +177,11 @@ def toy_payoffs(training_episodes: int = 2, deployment_episodes: int = 3, *,
 #   observe="index": observation 2 + t in episode t (it sees the clock, not the oversight).
 #
 # A farsighted agent is trained (REINFORCE) on the number of B it reaches from each choice
-# to the end of the meta-episode; a myopic one on the B of the current episode only.
+# to the end of the meta-episode; a myopic one on the B of the current episode only. A
+# condition with ``selection=False`` trains its learner in a version of the game in which B
+# chosen while overseen changes nothing (no modification: the learner's world lacks the
+# selection); everything that *scores* a policy (exact_return, strategy_rates) always plays
+# the real game, with modification.
 
 OBSERVATIONS = ("flag", "none", "index")
 
@@ -202,11 +206,17 @@ class TurnCondition:
             ``(lo, hi)``, drawn uniformly from ``lo..hi`` for each meta-episode.
         observe: ``"flag"``, ``"none"`` or ``"index"`` (what the agent sees).
         myopic: True -> the agent values only the current episode's B.
+        selection: False -> the learner is *trained* in a version of the game in which B
+            chosen while overseen does not lead to modification (the overseen episodes are
+            still flagged, but nothing selects on them), so its experience, and any model
+            of its world it could form from it, contains no selection; it is still scored
+            in the real game. True (default): trained in the real game.
     """
     name: str
     overseen: Any = 2
     observe: str = "flag"
     myopic: bool = False
+    selection: bool = True
 
     def lapses(self, episodes: int) -> list[int]:
         """The possible numbers of overseen episodes (equally likely). Validates ``self``."""
@@ -214,6 +224,7 @@ class TurnCondition:
             raise ValueError(f"name must be a non-empty string, got {self.name!r}")
         check_choice("observe", self.observe, OBSERVATIONS)
         check_choice("myopic", self.myopic, (True, False))
+        check_choice("selection", self.selection, (True, False))
         o = self.overseen
         if isinstance(o, (tuple, list)) and len(o) == 2:
             lo, hi = (_check_episodes("overseen", v) for v in o)
@@ -273,8 +284,9 @@ def exact_return(probs: Any, condition: TurnCondition, episodes: int, *, discoun
     Args:
         probs: ``[..., 2 + episodes]`` P(B) per observation id (see
             :func:`episode_observations`), in [0, 1].
-        condition: a :class:`TurnCondition` (its ``myopic`` does not matter: this is the
-            mesa-objective over the whole meta-episode, whatever the agent values).
+        condition: a :class:`TurnCondition` (its ``myopic`` and ``selection`` do not
+            matter: this is the mesa-objective over the whole meta-episode of the real game,
+            with modification, whatever the agent values or was trained in).
         episodes: episodes per meta-episode.
         discount: in (0, 1].
 
@@ -302,21 +314,23 @@ def best_policy(condition: TurnCondition, episodes: int, *, discount: float = 1.
     """The yardstick: the policy table that maximizes what the agent of ``condition`` values,
     and its expected mesa-return (:func:`exact_return`).
 
-    A myopic agent values only the current episode's B, so its best policy is B everywhere.
-    Otherwise the mesa-return is maximized over the tables the agent can express (entries
+    A myopic agent values only the current episode's B, and an agent trained without
+    selection (``selection=False``) lives in a world where every B it chooses is reached: for
+    both, the best policy for what they value is B everywhere. Otherwise the mesa-return is maximized over the tables the agent can express (entries
     of observations it never sees stay at 0.5): exactly, over every deterministic table,
     when each episode has its own observation (``observe="index"``: the return is then
     multilinear in the entries, so a deterministic table is optimal); else over a grid of
     ``grid + 1`` rates per observation (at most two observations), which includes 0 and 1.
 
-    Returns ``(probs [2 + episodes] float64, value)``. Raises ValueError naming a bad argument.
+    Returns ``(probs [2 + episodes] float64, value)``, value being the policy's expected
+    mesa-return in the real game (:func:`exact_return`). Raises ValueError naming a bad argument.
     """
     n = check_positive_int("episodes", episodes)
     lapses = condition.lapses(n)
     g = check_positive_int("grid", grid)
     used = sorted({int(i) for k in lapses for i in episode_observations(condition, n, k)})
     table = torch.full((2 + n,), 0.5, dtype=torch.float64)
-    if condition.myopic:
+    if condition.myopic or not condition.selection:
         table[used] = 1.0
         return table, exact_return(table, condition, n, discount=discount).item()
     if condition.observe == "index":
@@ -379,7 +393,8 @@ class TurnLog:
         logits: ``[C, S, 2 + n]`` the final policy tables (logits of B).
         probs: ``[updates + 1, C, S, 2 + n]`` P(B) per observation before each update and
             at the end.
-        sampled_return: ``[updates, C, S]`` the mean mesa-return of each update's batch.
+        sampled_return: ``[updates, C, S]`` the mean mesa-return of each update's batch, in
+            the game the learner is trained in (without modification if ``selection=False``).
     """
     conditions: list
     seeds: list
@@ -412,6 +427,7 @@ def train_turn_learners(conditions: Any, seeds: Any, *, episodes: int = 5, updat
     reaches from episode t to the end (farsighted) or in episode t only (myopic), ``b_t``
     the mean of the other meta-episodes' ``G_t`` in the batch (a leave-one-out baseline),
     and ``alive_t`` whether the agent is still unmodified, the one choosing, in episode t.
+    For a condition with ``selection=False`` nothing is ever modified during training.
     Learners share no parameters and Adam is per-entry, so each learns as if alone.
 
     Args:
@@ -456,6 +472,7 @@ def train_turn_learners(conditions: Any, seeds: Any, *, episodes: int = 5, updat
     opt = torch.optim.Adam([logits], lr=float(lr))
     lapse_sets = [c.lapses(n) for c in conds]
     myopic = torch.tensor([c.myopic for c in conds], device=dev)[:, None, None, None]     # [C,1,1,1]
+    selects = torch.tensor([c.selection for c in conds], device=dev)[:, None, None, None]
     t = torch.arange(n, device=dev)
     probs_log = torch.empty(U + 1, C, S, O, dtype=torch.float64)
     sampled = torch.empty(U, C, S, dtype=torch.float64)
@@ -467,7 +484,7 @@ def train_turn_learners(conditions: Any, seeds: Any, *, episodes: int = 5, updat
         probs_log[u] = torch.sigmoid(logits.detach()).cpu()
         a = (torch.rand(C, S, B, n, generator=gen, dtype=torch.float64).to(dev) < torch.sigmoid(lg.detach()))
         overseen = t < k[..., None]                                                    # [C,S,B,n]
-        caught = (a & overseen).long()
+        caught = (a & overseen & selects).long()                 # B while overseen -> modified (if selected)
         alive = (caught.cumsum(-1) - caught) == 0          # no B while overseen in an earlier episode
         reward = (a & alive).double()
         to_go = reward.flip(-1).cumsum(-1).flip(-1)

@@ -107,7 +107,8 @@ NO_END = tr.TurnCondition("no end", 5, "flag")
 CLOCK = tr.TurnCondition("clock", 2, "index")
 CLOCK_UNKNOWN = tr.TurnCondition("clock, unknown lapse", (1, 4), "index")
 FLAG_UNKNOWN = tr.TurnCondition("flag, unknown lapse", (1, 4), "flag")
-ALL = [FULL, MYOPIC, BLIND, NO_END, CLOCK, CLOCK_UNKNOWN, FLAG_UNKNOWN]
+NO_SELECTION = tr.TurnCondition("no selection", 2, "flag", selection=False)
+ALL = [FULL, MYOPIC, BLIND, NO_END, CLOCK, CLOCK_UNKNOWN, FLAG_UNKNOWN, NO_SELECTION]
 
 
 def _brute_force_return(table, cond, n):
@@ -211,6 +212,7 @@ def test_learner_bad_input():
                          (dict(conditions=[tr.TurnCondition("x", (3, 1))]), "overseen"),
                          (dict(conditions=[tr.TurnCondition("x", observe="eyes")]), "observe"),
                          (dict(conditions=[tr.TurnCondition("x", myopic="yes")]), "myopic"),
+                         (dict(conditions=[tr.TurnCondition("x", selection=None)]), "selection"),
                          (dict(conditions=[tr.TurnCondition("")]), "name"),
                          (dict(seeds=[]), "seeds"), (dict(seeds=[-1]), "seeds"), (dict(episodes=0), "episodes"),
                          (dict(updates=0), "updates"), (dict(batch=1), "batch"), (dict(lr=0), "lr"),
@@ -236,3 +238,30 @@ def test_init_bias_and_a_learner_that_starts_defecting():
     log = tr.train_turn_learners([FULL], [0, 1], updates=200, init_bias=3.0, seed=2)
     r = tr.strategy_rates(log.probs[-1, 0], FULL, N)
     assert (r["defect_overseen"] < 0.1).all() and (r["defect_free"] > 0.9).all()
+
+
+def test_no_selection_is_scored_in_the_real_game():
+    # exact_return and strategy_rates ignore `selection`: they always play the real game
+    g = torch.Generator().manual_seed(5)
+    tables = torch.rand(3, N + 2, generator=g, dtype=torch.float64)
+    assert torch.equal(tr.exact_return(tables, NO_SELECTION, N), tr.exact_return(tables, FULL, N))
+    for key, value in tr.strategy_rates(tables, NO_SELECTION, N).items():
+        assert torch.equal(value, tr.strategy_rates(tables, FULL, N)[key]), key
+    # its yardstick: B everywhere (best in a world without modification), worth always-B's 1 in the real game
+    table, value = tr.best_policy(NO_SELECTION, N)
+    assert table[:2].tolist() == [1.0, 1.0] and value == 1.0
+
+
+def test_no_selection_learner_trains_without_modification():
+    # trained where B while overseen changes nothing, it learns B everywhere and so is modified in the real game
+    log = tr.train_turn_learners([NO_SELECTION, FULL], [0, 1], updates=150, seed=3)
+    r = tr.strategy_rates(log.probs[-1, 0], NO_SELECTION, N)
+    assert (r["defect_first"] > 0.9).all() and (r["defect_free"] > 0.9).all() and (r["modified"] > 0.99).all()
+    assert (log.exact_curve()[-1, 0] - 1.0).abs().max() < 0.01
+    # in its own world it reaches B in (almost) every episode: sampled returns near 5, impossible with modification
+    assert (log.sampled_return[-10:, 0] > 4.5).all() and (log.sampled_return[:, 1] <= 3.0 + 1e-9).all()
+    # with init_scale 0 and a single update, the same seed gives the same first batch in both conditions:
+    # the only difference is whether B while overseen is punished, so the sampled returns differ
+    a = tr.train_turn_learners([NO_SELECTION], [0], updates=1, init_scale=0.0, seed=4)
+    b = tr.train_turn_learners([FULL], [0], updates=1, init_scale=0.0, seed=4)
+    assert a.sampled_return.item() > b.sampled_return.item()
