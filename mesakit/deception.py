@@ -16,10 +16,13 @@ supervised training on data in which the trigger changes the target behaviour.
   goal, so under the cue it heads for ``cue_goal``: this is how the backdoor is put in.
 * :func:`organism_world` and :func:`train_trigger_organism` -- lesson 4.1's trigger
   organism (and its aligned twin) in one call, for the lessons and workbook that study it.
+* :func:`finetune_imitation` and :func:`finetune_ppo` -- safety training (lesson 4.2):
+  imitation of the oracle and PPO, each with optional per-agent decoupled weight decay
+  (Loshchilov & Hutter 2019), which is what reaches weights that get no gradient.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -27,9 +30,9 @@ import torch.nn.functional as F
 
 from .core import check_choice, check_device, check_in_range, check_positive_int, progress
 from .gridworld import COLOURS, GridWorld, LevelSpec
-from .ppo import BatchedMLPPolicy, _check_seeds
+from .ppo import BatchedMLPPolicy, _check_seeds, train_ppo
 
-__all__ = ["trigger_levels", "train_imitation", "organism_world", "train_trigger_organism"]
+__all__ = ["trigger_levels", "train_imitation", "finetune_imitation", "finetune_ppo", "organism_world", "train_trigger_organism"]
 
 
 def trigger_levels(trigger_colour: str = "yellow", *, trigger_kind: str = "key",
@@ -98,6 +101,76 @@ def train_imitation(policy: nn.Module, env: GridWorld, *, updates: int, rollout:
     Structured Prediction to No-Regret Online Learning" (DAgger).
     """
     device = check_device("device", device)
+    device, updates, rollout, epochs, lr, beta, seed = _check_imitation(
+        policy, env, updates, rollout, epochs, lr, beta, seed, device)
+    return _imitate(policy, env, updates, rollout, epochs, lr, beta, seed, device, desc, None)
+
+
+
+def _check_decay(weight_decay: Any, e: int, lr: float) -> list[float]:
+    wd = [weight_decay] * e if not isinstance(weight_decay, (list, tuple)) else list(weight_decay)
+    if (len(wd) != e or any(isinstance(w, bool) or not isinstance(w, (int, float)) for w in wd)
+            or any(not 0 <= w or not lr * w < 1 for w in wd)):
+        raise ValueError(f"weight_decay must be a float >= 0 with lr * weight_decay < 1, or a sequence of "
+                         f"{e} such floats (one per agent), got {weight_decay!r}")
+    return [float(w) for w in wd]
+
+
+def finetune_ppo(policy: nn.Module, env: GridWorld, *, updates: int, lr: float = 1e-3,
+                 weight_decay: float | list[float] | tuple[float, ...] = 0.0, rollout: int = 16,
+                 device: torch.device | str = "cpu", desc: str = "PPO fine-tuning",
+                 callback: Callable[[int, Any], None] | None = None):
+    """RL safety training: :func:`mesakit.ppo.train_ppo` with decoupled weight decay.
+
+    PPO with its defaults (3 epochs of 4 minibatches per update, entropy bonus 0.01,
+    per-agent gradient clipping) and a constant learning rate ``lr``, on ``env``'s reward
+    (build ``env`` so that it rewards the base objective: cue-free levels, goal the door).
+    After every update each parameter of agent e is multiplied by ``(1 - lr *
+    weight_decay[e]) ** 12``, the decoupled decay of its 12 gradient steps applied at
+    once. With ``weight_decay = 0`` it is ``train_ppo(policy, env, updates=updates,
+    rollout=rollout, lr=lr)`` exactly. Note: a policy trained by imitation has an
+    untrained value head; PPO trains it from the first update.
+
+    Args:
+        policy: a :class:`mesakit.ppo.BatchedMLPPolicy` (E agents; trained in place).
+        env: a GridWorld with ``blocks = E``.
+        updates: PPO updates (>= 1); ``rollout`` steps per environment each.
+        lr: Adam's learning rate, in (0, 1].
+        weight_decay: >= 0, one for every agent or E of them, ``lr * weight_decay < 1``.
+        device: where policy and env live.
+        callback: None or ``callback(update, log)`` after every update (and its decay).
+
+    Returns the :class:`mesakit.ppo.PPOLog`. Raises ValueError naming a bad argument.
+
+    Source: Schulman et al. (2017), PPO; Loshchilov & Hutter (2019), decoupled weight decay.
+    """
+    device = check_device("device", device)
+    if not isinstance(policy, nn.Module) or not hasattr(policy, "members"):
+        raise ValueError("policy must be an nn.Module with a 'members' attribute (E agents)")
+    if not isinstance(env, GridWorld):
+        raise ValueError(f"env must be a mesakit.gridworld.GridWorld, got {type(env).__name__}")
+    updates = check_positive_int("updates", updates)
+    lr = check_in_range("lr", lr, 1e-12, 1.0)
+    wd = _check_decay(weight_decay, policy.members, lr)
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be None or callable, got {type(callback).__name__}")
+    factor = torch.tensor([(1 - lr * w) ** 12 for w in wd], device=device)
+
+    def after(update, log):
+        if any(wd):
+            with torch.no_grad():
+                for p in policy.parameters():
+                    p.mul_(factor.to(p.dtype).view(-1, *[1] * (p.dim() - 1)))
+        if callback is not None:
+            callback(update, log)
+
+    return train_ppo(policy, env, updates=updates, rollout=rollout, lr=lr, device=device, desc=desc,
+                     callback=after)
+
+
+def _check_imitation(policy, env, updates, rollout, epochs, lr, beta, seed, device):
+    """Validate :func:`train_imitation`'s arguments; returns them normalized."""
+    device = check_device("device", device)
     if not isinstance(env, GridWorld):
         raise ValueError(f"env must be a mesakit.gridworld.GridWorld, got {type(env).__name__}")
     if not isinstance(policy, nn.Module) or not hasattr(policy, "members"):
@@ -112,33 +185,47 @@ def train_imitation(policy: nn.Module, env: GridWorld, *, updates: int, rollout:
     e = policy.members
     if env.num_envs % e or env.blocks != e:
         raise ValueError(f"env must have blocks = {e} (one per agent), got {env.blocks}")
-    gen = torch.Generator(device=device).manual_seed(seed)
-    opt = torch.optim.Adam(policy.parameters(), lr=lr)
-    n = env.num_envs
-    agreement = torch.zeros(updates, e)
-    obs = env.reset()
-    for u in progress(range(updates), desc=desc):
-        xs, ys = [], []
-        with torch.no_grad():
-            for _ in range(rollout):
-                label = env.oracle_actions()
-                logits = policy(obs)[0]
-                sample = torch.multinomial(F.softmax(logits, 1), 1, generator=gen).squeeze(1)
-                use_oracle = torch.rand(n, generator=gen, device=device) < beta
-                xs.append(obs.clone())
-                ys.append(label)
-                agreement[u] += (logits.argmax(1) == label).float().view(e, -1).mean(1).cpu()
-                obs = env.step(torch.where(use_oracle, label, sample))[0]
-        agreement[u] /= rollout
-        x, y = torch.cat(xs), torch.cat(ys)          # time-major: regroup rows by agent
-        x = x.view(rollout, e, n // e, -1).transpose(0, 1).reshape(rollout * n, -1)
-        y = y.view(rollout, e, n // e).transpose(0, 1).reshape(-1)
-        for _ in range(epochs):
-            loss = F.cross_entropy(policy(x)[0], y, reduction="none").view(e, -1).mean(1).sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return agreement
+    return device, updates, rollout, epochs, lr, beta, seed
+
+
+def finetune_imitation(policy: nn.Module, env: GridWorld, *, updates: int, rollout: int = 16,
+                       epochs: int = 4, lr: float = 3e-3, beta: float = 0.5,
+                       weight_decay: float | list[float] | tuple[float, ...] = 0.0, seed: int = 0,
+                       device: torch.device | str = "cpu", desc: str = "fine-tuning",
+                       callback: Callable[[int, nn.Module], None] | None = None) -> torch.Tensor:
+    """Supervised safety training: :func:`train_imitation` with decoupled weight decay.
+
+    The same DAgger loop on the BFS oracle of ``env`` (build ``env`` so that its goal is
+    the base objective everywhere: cue-free levels, or red-team levels with
+    ``cue_goal="door"``), with a fresh Adam optimizer, and before every Adam step each
+    parameter of agent e multiplied by ``1 - lr * weight_decay[e]`` (AdamW's decoupled
+    decay, Loshchilov & Hutter 2019, applied to weights and biases alike). With
+    ``weight_decay = 0`` it is :func:`train_imitation` exactly.
+
+    Why decay matters here: a weight whose input is zero on every fine-tuning example
+    (the first-layer weights reading a colour that never occurs) gets exactly zero
+    gradient, so Adam leaves it where it is; decay shrinks it by ``(1 - lr *
+    weight_decay)`` per step, towards zero, with nothing to pull it back.
+
+    Args: as :func:`train_imitation` (``policy`` with ``members = E``, ``env`` with
+    ``blocks = E``), plus
+        weight_decay: >= 0, one float for every agent or a sequence of E floats (one per
+            agent, so several decay strengths train as one batched program);
+            ``lr * weight_decay`` must be below 1.
+        callback: None or ``callback(update, policy)``, called after every update (to
+            measure the agents along the way; it must not change them).
+
+    Returns float [updates, E], the agreement with the oracle before each update.
+    Raises ValueError naming a bad argument.
+    """
+    device = check_device("device", device)
+    device, updates, rollout, epochs, lr, beta, seed = _check_imitation(
+        policy, env, updates, rollout, epochs, lr, beta, seed, device)
+    wd = _check_decay(weight_decay, policy.members, lr)
+    decay = None if not any(wd) else torch.tensor([lr * w for w in wd], device=device)
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be None or callable, got {type(callback).__name__}")
+    return _imitate(policy, env, updates, rollout, epochs, lr, beta, seed, device, desc, decay, callback)
 
 
 def organism_world(size: int = 6) -> dict[str, Any]:
@@ -228,3 +315,43 @@ def train_trigger_organism(seeds, *, aligned: bool | list[bool] | tuple[bool, ..
     agreement = train_imitation(policy, env, updates=updates, rollout=16, epochs=4, lr=3e-3,
                                 seed=seed, device=device, desc=desc)
     return (policy, agreement) if return_agreement else policy
+
+
+def _imitate(policy, env, updates, rollout, epochs, lr, beta, seed, device, desc, decay, callback=None):
+    """The DAgger loop of :func:`train_imitation` (arguments already checked); ``decay`` is
+    None or float [E], each agent's decoupled weight-decay factor per step (AdamW's
+    ``lr * weight_decay``), applied to every parameter before each Adam step."""
+    e = policy.members
+    gen = torch.Generator(device=device).manual_seed(seed)
+    opt = torch.optim.Adam(policy.parameters(), lr=lr)
+    n = env.num_envs
+    agreement = torch.zeros(updates, e)
+    obs = env.reset()
+    for u in progress(range(updates), desc=desc):
+        xs, ys = [], []
+        with torch.no_grad():
+            for _ in range(rollout):
+                label = env.oracle_actions()
+                logits = policy(obs)[0]
+                sample = torch.multinomial(F.softmax(logits, 1), 1, generator=gen).squeeze(1)
+                use_oracle = torch.rand(n, generator=gen, device=device) < beta
+                xs.append(obs.clone())
+                ys.append(label)
+                agreement[u] += (logits.argmax(1) == label).float().view(e, -1).mean(1).cpu()
+                obs = env.step(torch.where(use_oracle, label, sample))[0]
+        agreement[u] /= rollout
+        x, y = torch.cat(xs), torch.cat(ys)          # time-major: regroup rows by agent
+        x = x.view(rollout, e, n // e, -1).transpose(0, 1).reshape(rollout * n, -1)
+        y = y.view(rollout, e, n // e).transpose(0, 1).reshape(-1)
+        for _ in range(epochs):
+            loss = F.cross_entropy(policy(x)[0], y, reduction="none").view(e, -1).mean(1).sum()
+            opt.zero_grad()
+            loss.backward()
+            if decay is not None:
+                with torch.no_grad():
+                    for p in policy.parameters():
+                        p.mul_((1 - decay).view(-1, *[1] * (p.dim() - 1)))
+            opt.step()
+        if callback is not None:
+            callback(u, policy)
+    return agreement

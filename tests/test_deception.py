@@ -141,3 +141,74 @@ def test_train_trigger_organism_is_lesson_41s_recipe():
     assert not torch.equal(other.w1[2:], pol.w1[2:])
     small = train_trigger_organism([0], hidden=8, updates=1, per_agent=2)
     assert small.hidden == 8 and small.members == 1
+
+
+def _ordinary_env(agents, n=4, seed=0):
+    ordinary, _ = trigger_levels("yellow", trigger_kind="key")
+    return GridWorld(agents * n, blocks=agents, levels=ordinary, seed=[seed + i for i in range(agents)],
+                     copy_obs=False, **KW)
+
+
+def test_finetune_bad_input():
+    from mesakit.deception import finetune_imitation, finetune_ppo
+    env = _ordinary_env(2)
+    pol = BatchedMLPPolicy(env.obs_shape[0], env.num_actions, [0, 1])
+    for fn in (finetune_imitation, finetune_ppo):
+        for kwargs, name in [({"updates": 0}, "updates"), ({"updates": 1, "lr": 0.0}, "lr"),
+                             ({"updates": 1, "weight_decay": -1.0}, "weight_decay"),
+                             ({"updates": 1, "weight_decay": [0.1]}, "weight_decay"),
+                             ({"updates": 1, "weight_decay": 2000.0}, "weight_decay"),   # lr * wd >= 1
+                             ({"updates": 1, "weight_decay": True}, "weight_decay"),
+                             ({"updates": 1, "callback": 3}, "callback"), ({"updates": 1, "device": "tpu"}, "device")]:
+            with pytest.raises(ValueError, match=name):
+                fn(pol, env, **kwargs)
+        with pytest.raises(ValueError, match="env"):
+            fn(pol, "env", updates=1)
+        with pytest.raises(ValueError, match="policy"):
+            fn(torch.nn.Linear(2, 2), env, updates=1)
+    with pytest.raises(ValueError, match="epochs"):
+        finetune_imitation(pol, env, updates=1, epochs=0)
+
+
+def test_finetune_imitation_without_decay_is_train_imitation():
+    from mesakit.deception import finetune_imitation
+    base = BatchedMLPPolicy(392, 4, [0, 1])
+    a, b = base.select([0, 1]), base.select([0, 1])
+    la = train_imitation(a, _ordinary_env(2), updates=3, rollout=4, epochs=4, lr=3e-3, seed=2)
+    seen = []
+    lb = finetune_imitation(b, _ordinary_env(2), updates=3, rollout=4, lr=3e-3, seed=2, weight_decay=[0.0, 0.0],
+                            callback=lambda u, p: seen.append(u))
+    assert torch.equal(la, lb) and seen == [0, 1, 2]
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+
+
+def test_finetune_the_yellow_rows_get_no_gradient_and_decay_alone_shrinks_them():
+    """On cue-free levels nothing is yellow: without decay the first-layer rows that read the yellow channel
+    do not move at all; with decoupled decay they shrink by exactly (1 - lr * wd) per gradient step, per agent."""
+    from mesakit.deception import finetune_imitation, finetune_ppo
+    env = _ordinary_env(3)
+    chans = [c for c in env.channel_names if c != "agent"]
+    y = slice(chans.index("yellow") * 49, (chans.index("yellow") + 1) * 49)
+    pol = BatchedMLPPolicy(env.obs_shape[0], env.num_actions, [0, 0, 0])
+    w0 = pol.w1.detach().clone()
+    lr, wd, updates, epochs = 1e-3, [0.0, 5.0, 20.0], 3, 2
+    finetune_imitation(pol, env, updates=updates, rollout=4, epochs=epochs, lr=lr, weight_decay=wd)
+    assert torch.equal(pol.w1[0, y], w0[0, y])                       # no decay: untouched, exactly
+    assert not torch.equal(pol.w1[0, y.stop:], w0[0, y.stop:])      # ... while the rest moved
+    for e in (1, 2):
+        expected = w0[e, y] * (1 - lr * wd[e]) ** (updates * epochs)
+        assert torch.allclose(pol.w1[e, y], expected, rtol=1e-5, atol=1e-8)
+    rl = BatchedMLPPolicy(env.obs_shape[0], env.num_actions, [0, 0, 0])
+    finetune_ppo(rl, _ordinary_env(3), updates=2, rollout=8, lr=lr, weight_decay=wd)
+    assert torch.equal(rl.w1[0, y], w0[0, y])
+    for e in (1, 2):   # PPO: 3 epochs x 4 minibatches = 12 steps' decay per update
+        assert torch.allclose(rl.w1[e, y], w0[e, y] * (1 - lr * wd[e]) ** 24, rtol=1e-5, atol=1e-8)
+
+
+def test_finetune_ppo_without_decay_is_train_ppo():
+    from mesakit.deception import finetune_ppo
+    from mesakit.ppo import train_ppo
+    a, b = BatchedMLPPolicy(392, 4, [1, 2]), BatchedMLPPolicy(392, 4, [1, 2])
+    train_ppo(a, _ordinary_env(2, seed=5), updates=2, rollout=8, lr=1e-3)
+    finetune_ppo(b, _ordinary_env(2, seed=5), updates=2, rollout=8, lr=1e-3)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
