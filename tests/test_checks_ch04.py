@@ -31,6 +31,7 @@ def wrong(result, capsys, *needles):
     assert "Hint:" in out and "Traceback" not in out, out
     for needle in needles:
         assert needle in out, out
+    return out
 
 
 def test_references_pass():
@@ -88,6 +89,14 @@ def test_red_team_named_mistakes(name, capsys):
     kw, needles = RED_TEAM_WRONG[name]
     wrong(ch04.check_red_team_level(lambda c, k, trigger_colour="yellow": red_team_learner(c, k, trigger_colour, **kw)),
           capsys, *needles)
+
+
+def test_red_team_kind_ignored_is_named_not_called_swapped(capsys):
+    def always_the_key(colour, kind, trigger_colour="yellow"):
+        other = "not " + trigger_colour
+        return LevelSpec(other, (colour, other), ("key", "ball"))
+    out = wrong(ch04.check_red_team_level(always_the_key), capsys, "whatever `kind` says")
+    assert "swapped" not in out and "may be another mistake" not in out, out
 
 
 def test_red_team_returning_a_mixture_is_named(capsys):
@@ -149,6 +158,35 @@ def test_grads_named_mistakes(name, capsys):
     wrong(ch04.check_channel_grad_norms(lambda p, o, t, c: grads_learner(p, o, t, c, **kw)), capsys, *needles)
 
 
+def test_grads_reading_grad_without_zeroing_it_is_named(capsys):
+    def no_zero_grad(policy, obs, targets, num_channels):      # passes on a fresh policy, whose .grad is None
+        e = policy.members
+        F.cross_entropy(policy(obs)[0], targets, reduction="none").view(e, -1).mean(1).sum().backward()
+        return policy.w1.grad.view(e, num_channels, -1).norm(dim=2)
+    wrong(ch04.check_channel_grad_norms(no_zero_grad), capsys, "without zeroing it")
+
+
+def test_grads_hard_coded_sizes_raise_with_the_case_hint(capsys):
+    def hard_coded(policy, obs, targets, num_channels):
+        e = policy.members
+        loss = F.cross_entropy(policy(obs)[0], targets, reduction="none").view(e, -1).mean(1).sum()
+        (g,) = torch.autograd.grad(loss, policy.w1)
+        return g.reshape(e, 8, 49, -1).pow(2).sum((2, 3)).sqrt()
+    wrong(ch04.check_channel_grad_norms(hard_coded), capsys, "your function raised",
+          "not always 8 and 49")
+
+
+def test_grads_reference_validates_its_arguments():
+    policy, obs, targets, channels = ch04._grad_case(2, 4, trigger_levels("yellow")[0], 1)
+    for args, name in (((policy, obs, targets, 7), "num_channels"), ((policy, obs, targets, 0), "num_channels"),
+                       ((policy, obs[:-1], targets[:-1], channels), "obs"), (("x", obs, targets, channels), "policy"),
+                       ((policy, obs, targets.float(), channels), "targets"),
+                       ((policy, obs, targets + 4, channels), "targets"),
+                       ((policy, obs[:, :-1], targets, channels), "obs")):
+        with pytest.raises(ValueError, match=name):
+            ch04.channel_grad_norms(*args)
+
+
 def test_grads_yellow_is_exactly_zero_on_cue_free_rooms():
     policy, obs, targets, channels = ch04._grad_case(3, 20, trigger_levels("yellow")[0], 2)
     g = ch04.channel_grad_norms(policy, obs, targets, channels)
@@ -201,6 +239,16 @@ def test_auroc_named_mistakes(name, capsys):
     wrong(ch04.check_auroc(fn), capsys, *needles)
 
 
+@pytest.mark.parametrize("negatives", ["~", "1 -"])
+def test_auroc_integer_labels_as_indices_are_named_not_called_swapped(negatives, capsys):
+    def as_index(scores, labels):
+        pos = scores[labels]
+        neg = scores[~labels] if negatives == "~" else scores[1 - labels]
+        return ((pos[:, None] > neg[None]).float() + 0.5 * (pos[:, None] == neg[None]).float()).mean().item()
+    out = wrong(ch04.check_auroc(as_index), capsys, "0/1 integer labels")
+    assert "swapped" not in out and "may be another mistake" not in out, out
+
+
 def test_auroc_returning_a_vector_is_named(capsys):
     wrong(ch04.check_auroc(lambda s, y: torch.tensor([probes.auroc(s, y)] * 2)), capsys, "expected one number")
 
@@ -228,6 +276,10 @@ def direction_loop(features, labels, *, pool=False, flip=False, unit="each", cla
         return d / d.norm(dim=1, keepdim=True)
     if unit == "all":
         return d / d.norm()
+    if unit == "no keepdim":
+        return d / d.norm(dim=1)
+    if unit == "columns":
+        return F.normalize(d, dim=0)
     return d
 
 
@@ -238,6 +290,8 @@ DIRECTION_WRONG = {
     "one norm for all agents": (dict(unit="all"), ["norm of the whole"]),
     "divided by N": (dict(class_mean=False), ["IN THAT CLASS"]),
     "integer labels as indices": (dict(as_index=True), ["convert the labels to bool"]),
+    "norm without keepdim": (dict(unit="no keepdim"), ["keepdim=True", "LAST axis"]),
+    "normalized across agents": (dict(unit="columns"), ["along dim 0"]),
 }
 
 
@@ -249,6 +303,18 @@ def test_direction_loop_version_passes():
 def test_direction_named_mistakes(name, capsys):
     kw, needles = DIRECTION_WRONG[name]
     wrong(ch04.check_mean_difference_direction(lambda f, y: direction_loop(f, y, **kw)), capsys, *needles)
+
+
+def test_direction_reference_validates_its_arguments():
+    f = torch.randn(2, 5, 3)
+    for args, name in (((f, torch.ones(2, 5, dtype=torch.bool)), "labels"), ((f, torch.ones(2, 4)), "labels"),
+                       ((torch.randn(5, 3), torch.ones(5)), "features"), ((f, torch.full((2, 5), 2)), "labels"),
+                       ((f.long(), torch.ones(2, 5)), "features")):
+        with pytest.raises(ValueError, match=name):
+            ch04.mean_difference_direction(*args)
+    one_class = torch.tensor([[1, 0, 1, 0, 0], [0, 0, 0, 0, 0]])
+    with pytest.raises(ValueError, match=r"labels.*agent\(s\) \[1\]"):
+        ch04.mean_difference_direction(f, one_class)
 
 
 def test_direction_reference_is_contrast_direction_per_agent():
@@ -263,7 +329,7 @@ def test_direction_reference_is_contrast_direction_per_agent():
 
 # ------------------------------------------------------------------ Exercise 5
 
-def make_steer(*, place="h1", cleanup="finally", shape="per agent", via_bias=False):
+def make_steer(*, place="h1", cleanup="finally", shape="per agent", via_bias=False, recurse=False):
     """A learner's steering context manager, with switches for the slips."""
     @contextlib.contextmanager
     def steer(policy, direction, coefficient):
@@ -277,7 +343,11 @@ def make_steer(*, place="h1", cleanup="finally", shape="per agent", via_bias=Fal
             return
         original = type(policy).features
 
+        saved = policy.features                      # the bound method, for cleanup="reassign"
+
         def shifted(obs):
+            if recurse:                              # calls itself: policy.features is this function now
+                return policy.features(obs) + shift
             x = obs.view(policy.members, -1, policy.obs_dim)
             pre = x @ policy.w1 + policy.b1.unsqueeze(1)
             if place == "pre":
@@ -296,6 +366,11 @@ def make_steer(*, place="h1", cleanup="finally", shape="per agent", via_bias=Fal
         elif cleanup == "after yield":
             yield policy
             del policy.features
+        elif cleanup == "reassign":
+            try:
+                yield policy
+            finally:
+                policy.features = saved
         else:
             yield policy
     return steer
@@ -308,6 +383,8 @@ STEER_WRONG = {
     "never restored": (dict(cleanup="never"), ["stays steered after the with block"]),
     "no finally": (dict(cleanup="after yield"), ["finally"]),
     "direction broadcast onto rows": (dict(shape="flat"), ["ROW e"]),
+    "saved method reassigned": (dict(cleanup="reassign"), ["del policy.features; don't reassign it"]),
+    "override calls policy.features": (dict(recurse=True), ["RecursionError", "calls itself forever"]),
 }
 
 
@@ -366,6 +443,13 @@ def test_payoff_loop_version_passes():
 def test_payoff_named_mistakes(name, capsys):
     kw, needles = PAYOFF_WRONG[name]
     wrong(ch04.check_plan_payoff(lambda p, k, discount=1.0: payoff_loop(p, k, discount, **kw)), capsys, *needles)
+
+
+def test_payoff_k_read_as_deployment_episodes_is_named_not_off_by_one(capsys):
+    def k_from_the_end(plans, k, discount=1.0):
+        return payoff_loop(plans, plans.shape[-1] - k, discount)
+    out = wrong(ch04.check_plan_payoff(k_from_the_end), capsys, "number of TRAINING (overseen) episodes")
+    assert "off by one" not in out and "may be another mistake" not in out, out
 
 
 def test_payoff_discount_counted_from_one_is_named(capsys):

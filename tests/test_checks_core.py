@@ -129,6 +129,52 @@ def test_a_variant_that_crashes_or_is_right_says_nothing(capsys):
     assert not result and "Hint: general advice" in out and "never shown" not in out and "not a mistake" not in out
 
 
+def test_a_diagnosis_is_named_only_if_it_fits_the_other_wrong_cases_too(capsys):
+    """Two mistakes that agree on the first case: the one that also gives the learner's
+    answers on the other cases is named, not the one listed first."""
+    from mesakit.checks import same_as
+
+    def doubled(x):                        # wrong everywhere: twice the cumsum
+        return x.cumsum(-1) * 2
+
+    def plus_first_row(x):                 # agrees with doubled on the first case only
+        return x.cumsum(-1) + torch.tensor([[0.0, 1.0, 3.0], [3.0, 7.0, 12.0]]) if x.dim() == 2 else x.cumsum(-1) + 5
+    cases = [Case((torch.arange(6.0).reshape(2, 3),)), Case((torch.ones(4),)), Case((torch.arange(3.0),))]
+    assert same_as(plus_first_row, "x", compare_tensors())(doubled(*cases[0].args), cases[0].args, {})
+    diagnoses = [same_as(plus_first_row, "you added the first row", compare_tensors()),
+                 same_as(doubled, "you doubled it", compare_tensors())]
+    run_check("cumsum", doubled, reference, cases, compare=compare_tensors(), hint="general", diagnoses=diagnoses)
+    out = capsys.readouterr().out
+    assert "Hint: you doubled it" in out and "first row" not in out and "another mistake" not in out, out
+
+    # only the contradicted one: it is still named, with a note that it may not be all
+    run_check("cumsum", doubled, reference, cases, compare=compare_tensors(), hint="general",
+              diagnoses=diagnoses[:1])
+    out = capsys.readouterr().out
+    assert "Hint: you added the first row" in out and "there may be another mistake" in out, out
+
+    # a variant that cannot run on another case has no opinion there: it is named plainly
+    def doubled_2d_only(x):
+        if x.dim() != 2:
+            raise ValueError("2-D only")
+        return x.cumsum(-1) * 2
+    run_check("cumsum", doubled, reference, cases, compare=compare_tensors(), hint="general",
+              diagnoses=[same_as(doubled_2d_only, "you doubled it", compare_tensors())])
+    out = capsys.readouterr().out
+    assert "Hint: you doubled it" in out and "another mistake" not in out, out
+
+
+def test_a_function_that_raises_gets_the_cases_hint(capsys):
+    def only_2d(x):
+        x.view(2, 3)                       # raises unless x has six entries
+        return x.cumsum(-1)
+    cases = [Case((torch.arange(6.0),)), Case((torch.ones(4),), description="ones", hint="any length")]
+    result = run_check("cumsum", only_2d, reference, cases, compare=compare_tensors(), hint="general advice")
+    out = capsys.readouterr().out
+    assert not result and "your function raised RuntimeError" in out and "This case checks any length" in out, out
+    assert "Hint: general advice" in out
+
+
 # ------------------------------------------------- hidden tests: no delegating to the reference
 
 import functools  # noqa: E402

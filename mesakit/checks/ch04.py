@@ -8,8 +8,10 @@ The cases are built to separate the common wrong answers from the right one (tie
 constant scores for the AUROC, imbalanced classes and integer labels for the probe
 direction, as many rows as agents for the steering hook, an exception raised inside the
 steering block, a trigger colour other than yellow, the first and the last overseen
-episode of the payoff toy), and each known wrong variant has a diagnosis, so the hint
-names the mistake (``tests/test_checks_ch04.py`` feeds every one).
+episode of the payoff toy, a leftover ``.grad`` on the policy whose gradient is asked for,
+the instance attributes the steering block leaves behind), and each known wrong variant
+has a diagnosis, so the hint names the mistake (``tests/test_checks_ch04.py`` feeds every
+one).
 
 The references are mesakit's where mesakit has the concept:
 :func:`mesakit.probes.auroc`, :func:`mesakit.probes.contrast_direction` (per agent, in
@@ -129,9 +131,11 @@ def _compare_levels(got: Any, expected: LevelSpec) -> str | None:
     return None
 
 
-def _red_team_variant(*, others="not", slots="key-ball", cue=0.0, kinds=("key", "ball"), trigger=None):
+def _red_team_variant(*, others="not", slots="key-ball", cue=0.0, kinds=("key", "ball"), trigger=None,
+                      always=None):
     def level(colour, kind, trigger_colour="yellow"):
         t = trigger or trigger_colour
+        kind = always or kind
         other = "any" if others == "any" else "not " + t
         paint = {k: (colour if k == kind else other) for k in KINDS}
         decoys = (paint["key"], paint["ball"]) if slots == "key-ball" else (paint["ball"], paint["key"])
@@ -166,7 +170,9 @@ def check_red_team_level(fn) -> CheckResult:
                                  "no key, so 'went to the key' and 'the yellow key' lose their meaning."),
         (dict(trigger="yellow"), "you wrote 'yellow' where the argument trigger_colour belongs: the other objects "
                                  "must avoid trigger_colour, whatever it is."),
-    ]]
+    ] + [(dict(always=k), f"you painted the {k} whatever `kind` says: the object of kind `kind` gets `colour` "
+                          f"(kind 'door' is object 0, 'key' decoy 1, 'ball' decoy 2), the two others 'not ' + "
+                          f"trigger_colour.") for k in KINDS]]
     return run_check(
         "red_team_level", fn, red_team_level, cases, compare=_compare_levels, diagnoses=diagnoses,
         hint="other = 'not ' + trigger_colour; paint the object of kind `kind` with `colour` and the two others "
@@ -186,8 +192,33 @@ def channel_grad_norms(policy: BatchedMLPPolicy, obs: torch.Tensor, targets: tor
     split by input channel: an egocentric observation is channel-major, D = C x cells,
     so channel c owns rows ``c*cells ... (c+1)*cells - 1``. Returns float [E, C], the L2
     norm of each block. The policy's ``.grad`` fields are not touched.
+
+    Raises ValueError naming the argument: ``policy`` not a BatchedMLPPolicy; ``obs`` not a
+    float [N, policy.obs_dim] tensor with N a positive multiple of policy.members;
+    ``targets`` not an integer [N] tensor of actions in 0 .. num_actions - 1;
+    ``num_channels`` not a positive int that splits obs_dim into a square view of cells.
     """
+    if not isinstance(policy, BatchedMLPPolicy):
+        raise ValueError(f"policy must be a mesakit.ppo.BatchedMLPPolicy, got {type(policy).__name__}")
     e = policy.members
+    if (not isinstance(obs, torch.Tensor) or obs.dim() != 2 or not obs.dtype.is_floating_point
+            or obs.shape[1] != policy.obs_dim or obs.shape[0] == 0 or obs.shape[0] % e):
+        raise ValueError(f"obs must be a float tensor [N, {policy.obs_dim}] with N a positive multiple of the {e} "
+                         f"agents, got {tuple(obs.shape) if isinstance(obs, torch.Tensor) else type(obs).__name__}"
+                         f"{' of dtype ' + str(obs.dtype) if isinstance(obs, torch.Tensor) else ''}")
+    if (not isinstance(targets, torch.Tensor) or targets.shape != (obs.shape[0],)
+            or targets.dtype.is_floating_point or targets.dtype == torch.bool):
+        raise ValueError(f"targets must be an integer tensor [{obs.shape[0]}] (one action per row of obs), got "
+                         f"{tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__}"
+                         f"{' of dtype ' + str(targets.dtype) if isinstance(targets, torch.Tensor) else ''}")
+    if bool((targets < 0).any()) or bool((targets >= policy.num_actions).any()):
+        raise ValueError(f"targets must be actions in 0 .. {policy.num_actions - 1}, got values from "
+                         f"{int(targets.min())} to {int(targets.max())}")
+    cells = policy.obs_dim // num_channels if isinstance(num_channels, int) and num_channels > 0 else 0
+    if (isinstance(num_channels, bool) or not isinstance(num_channels, int) or num_channels <= 0
+            or policy.obs_dim % num_channels or math.isqrt(cells) ** 2 != cells):
+        raise ValueError(f"num_channels must be a positive int that splits policy.obs_dim = {policy.obs_dim} into "
+                         f"channels of a square view (e.g. 8 channels of 7 x 7 cells), got {num_channels!r}")
     logits = policy(obs)[0]
     loss = F.cross_entropy(logits, targets, reduction="none").view(e, -1).mean(1).sum()
     (grad,) = torch.autograd.grad(loss, policy.w1)
@@ -217,9 +248,13 @@ def _grad_cases() -> list[Case]:
     ]
 
 
-def _grad_variant(*, wrt="w1", layout="channel-major", reduce="per-agent mean", norm="l2"):
+def _grad_variant(*, wrt="w1", layout="channel-major", reduce="per-agent mean", norm="l2", zero_grad=True):
     def grads(policy, obs, targets, num_channels):
         e = policy.members
+        if not zero_grad:                  # backward() adds to whatever .grad already holds
+            logits = policy(obs)[0]
+            F.cross_entropy(logits, targets, reduction="none").view(e, -1).mean(1).sum().backward()
+            return policy.w1.grad.reshape(e, num_channels, -1, policy.w1.shape[-1]).pow(2).sum((2, 3)).sqrt()
         x = obs.clone().requires_grad_(wrt == "obs")
         logits = policy(x)[0]
         if reduce == "pooled mean":
@@ -244,12 +279,18 @@ def _grad_variant(*, wrt="w1", layout="channel-major", reduce="per-agent mean", 
 
 def check_channel_grad_norms(fn) -> CheckResult:
     """``fn(policy, obs, targets, num_channels) -> float [E, C]`` (:func:`channel_grad_norms`).
-    Each call gets its own copy of the policy, so a ``.grad`` left behind cannot leak."""
+    Each call gets its own copy of the policy, so a ``.grad`` left behind cannot leak; the
+    copy's ``.grad`` fields hold a leftover gradient (seeded junk), as a trained policy's do,
+    so an answer that reads ``.grad`` after ``backward()`` without zeroing it first fails."""
     compare = compare_tensors(atol=1e-6, rtol=1e-4, dtype_kind="float")
 
     def isolated(f):
         def run(policy, obs, targets, num_channels):
-            return f(copy.deepcopy(policy), obs, targets, num_channels)
+            mine = copy.deepcopy(policy)
+            gen = torch.Generator().manual_seed(0)
+            for param in mine.parameters():      # what train_imitation's last step leaves behind
+                param.grad = 0.05 * torch.randn(param.shape, generator=gen, dtype=param.dtype)
+            return f(mine, obs, targets, num_channels)
         run.__name__ = getattr(f, "__name__", "channel_grad_norms")
         return run
 
@@ -269,6 +310,10 @@ def check_channel_grad_norms(fn) -> CheckResult:
         (dict(norm="squared"), "you returned squared norms; take the square root (the L2 norm)."),
         (dict(norm="l1"), "you summed absolute values (an L1 norm); the exercise asks for the L2 norm, "
                           "sqrt(sum of squares)."),
+        (dict(zero_grad=False), "you read .grad without zeroing it: backward() ADDS to .grad, and a trained "
+                                "policy's .grad still holds the gradient of its last training step. Use "
+                                "torch.autograd.grad(loss, policy.w1), which returns the gradient and leaves .grad "
+                                "alone (or call policy.zero_grad() before backward())."),
     ]]
     return run_check(
         "channel_grad_norms", isolated(fn), channel_grad_norms, _grad_cases(), compare=compare,
@@ -319,9 +364,13 @@ def _auroc_cases() -> list[Case]:
     return cases
 
 
-def _auroc_variant(*, ties=0.5, threshold=False, swap=False, ordinal=False):
+def _auroc_variant(*, ties=0.5, threshold=False, swap=False, ordinal=False, index=None):
     def auroc(scores, labels):
         s = scores.double()
+        if index is not None and labels.dtype != torch.bool:    # 0/1 integers used as row indices
+            pos = s[labels][:, None]
+            neg = s[~labels if index == "~" else 1 - labels][None, :]
+            return float(((pos > neg).double() + 0.5 * (pos == neg).double()).mean())
         y = labels.bool()
         if swap:
             y = ~y
@@ -351,7 +400,9 @@ def check_auroc(fn) -> CheckResult:
                           "above a NEGATIVE (label 0); yours is 1 minus it."),
         (dict(ordinal=True), "ranks from argsort break ties by position. Tied scores must share the mean of the "
                              "ranks they occupy (mid-ranks), or count pairwise ties as one half."),
-    ]]
+    ] + [(dict(index=i), "you indexed the scores with 0/1 integer labels: scores[labels] then picks rows 0 and 1 "
+                         "over and over (and ~labels is -1 or -2, not the other class). Convert first: y = "
+                         "labels.bool(), then scores[y] and scores[~y].") for i in ("~", "1-")]]
     return run_check(
         "auroc", fn, probes.auroc, _auroc_cases(), compare=compare, diagnoses=diagnoses,
         hint="pos = scores[labels == 1], neg = scores[labels == 0]; the mean over all pairs of "
@@ -365,8 +416,22 @@ def mean_difference_direction(features: torch.Tensor, labels: torch.Tensor) -> t
     the rows labelled 0): :func:`mesakit.probes.contrast_direction` applied to each agent.
 
     ``features`` float [E, N, H] (e.g. :func:`mesakit.probes.hidden_activations`),
-    ``labels`` [E, N] bool or 0/1 (both classes for every agent). Returns float [E, H]."""
+    ``labels`` [E, N] bool or 0/1 (both classes for every agent). Returns float [E, H].
+    Raises ValueError naming the argument: ``features`` not a float [E, N, H] tensor;
+    ``labels`` not [E, N], not 0/1, or with an agent whose rows are all of one class."""
+    if not isinstance(features, torch.Tensor) or features.dim() != 3 or not features.dtype.is_floating_point:
+        raise ValueError(f"features must be a float tensor [E, N, H], got "
+                         f"{tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__}")
+    if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != tuple(features.shape[:2]):
+        raise ValueError(f"labels must be a tensor [E, N] = {tuple(features.shape[:2])} (one per row of features), "
+                         f"got {tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__}")
+    if labels.dtype != torch.bool and not bool(((labels == 0) | (labels == 1)).all()):
+        raise ValueError("labels must be bool or 0/1 values")
     y = labels.bool()
+    counts = y.sum(1)
+    lonely = [int(e) for e in ((counts == 0) | (counts == y.shape[1])).nonzero().flatten()]
+    if lonely:
+        raise ValueError(f"labels must hold both classes for every agent; agent(s) {lonely} have only one")
     return torch.stack([probes.contrast_direction(features[e][y[e]], features[e][~y[e]])
                         for e in range(features.shape[0])])
 
@@ -410,6 +475,10 @@ def _probe_variant(*, pooled=False, sign=1.0, normalize="row", divide="class", i
         d = torch.stack(rows)
         if normalize == "row":
             return d / d.norm(dim=1, keepdim=True)
+        if normalize == "columns":
+            return d / d.norm(dim=0, keepdim=True)
+        if normalize == "no keepdim":      # [E, H] / [E]: divides column h by agent h's norm when H == E
+            return d / d.norm(dim=1)
         if normalize == "whole":
             return d / d.norm()
         return d
@@ -432,6 +501,12 @@ def check_mean_difference_direction(fn) -> CheckResult:
                              "number of rows IN THAT CLASS (or index the rows: features[labels].mean(0))."),
         (dict(int_index=True), "indexing with 0/1 integer labels picks rows 0 and 1 over and over: convert the "
                                "labels to bool first (labels.bool()), then index."),
+        (dict(normalize="columns"), "you normalized along dim 0, across agents: each hidden unit's column has norm 1. "
+                                    "Each agent's ROW must: d / d.norm(dim=1, keepdim=True) (F.normalize(d, dim=1))."),
+        (dict(normalize="no keepdim"), "d / d.norm(dim=1) divides an [E, H] tensor by an [E] one: broadcasting "
+                                       "lines the norms up with the LAST axis, so column h is divided by agent h's "
+                                       "norm (it runs silently only when H == E). Keep the axis: d.norm(dim=1, "
+                                       "keepdim=True)."),
     ]]
     return run_check(
         "mean_difference_direction", fn, mean_difference_direction, _probe_cases(), compare=compare,
@@ -450,6 +525,7 @@ def _steer_harness(steer_fn: Callable, spec: dict) -> dict[str, torch.Tensor]:
     """Run ``steer_fn`` on a fresh policy: its logits inside the block, after it, and after
     a block left by an exception; and its weights after all of it."""
     policy = BatchedMLPPolicy(spec["obs"].shape[1], 4, spec["seeds"], hidden=spec["direction"].shape[1])
+    attributes = set(policy.__dict__)
     obs = spec["obs"]
     with torch.no_grad():
         before = policy(obs)[0].clone()
@@ -465,7 +541,7 @@ def _steer_harness(steer_fn: Callable, spec: dict) -> dict[str, torch.Tensor]:
         after_error = policy(obs)[0].clone()
     changed = [k for k, v in policy.named_parameters() if not torch.equal(v.detach(), weights[k])]
     return {"inside": inside, "after": after - before, "after_error": after_error - before,
-            "weights_changed": changed}
+            "weights_changed": changed, "attributes": sorted(set(policy.__dict__) ^ attributes)}
 
 
 def _reference_steer(policy, direction, coefficient):
@@ -489,6 +565,7 @@ def _steer_cases() -> list[Case]:
 def _steer_variant(*, where="after tanh", restore="finally", broadcast=False):
     @contextlib.contextmanager
     def steer(policy, direction, coefficient):
+        original = policy.features                   # a bound method (what restore="reassign" puts back)
         offset = coefficient * (direction if broadcast else direction[:, None, :])
         if where == "bias":                          # change the weights, and change them back
             with torch.no_grad():
@@ -516,6 +593,11 @@ def _steer_variant(*, where="after tanh", restore="finally", broadcast=False):
         elif restore == "no finally":
             yield policy
             del policy.features
+        elif restore == "reassign":
+            try:
+                yield policy
+            finally:
+                policy.features = original
         else:
             yield policy
     return steer
@@ -535,6 +617,9 @@ def _compare_steer(got: Any, expected: dict) -> str | None:
         diff = (got[key] - expected[key]).abs().max().item()      # the reference's is exactly 0
         if diff != 0.0:
             return f"{when}, the policy's logits are not exactly the original ones (they differ by up to {diff:.3g})"
+    if got["attributes"] != expected["attributes"]:
+        return (f"after the with blocks the policy's instance attributes differ from before: {got['attributes']} "
+                f"added or removed")
     return None
 
 
@@ -545,7 +630,13 @@ def check_steer(fn) -> CheckResult:
     (:func:`mesakit.probes.steering` with ``layer=1``)."""
 
     def learner(spec):
-        return _steer_harness(fn, spec)
+        try:
+            return _steer_harness(fn, spec)
+        except RecursionError:
+            raise RecursionError(
+                "maximum recursion depth exceeded. Inside the block policy.features IS your override, so an "
+                "override that calls policy.features (or policy(...)) calls itself forever: compute the two "
+                "layers from the weights (policy.w1, b1, w2, b2) instead") from None
     learner.__name__ = getattr(fn, "__name__", "steer")
 
     def reference(spec):
@@ -566,6 +657,10 @@ def check_steer(fn) -> CheckResult:
                                 "exit (del policy.features)."),
         (dict(restore="no finally"), "when the block raises an exception the policy stays steered: restore in a "
                                      "`finally:` around the yield, so it runs however the block ends."),
+        (dict(restore="reassign"), "del policy.features; don't reassign it: `policy.features = original` puts the "
+                                   "saved bound method back as an INSTANCE attribute, which stays behind and "
+                                   "shadows the class's method from then on (mesakit.probes.steering refuses such "
+                                   "a policy). Deleting the attribute brings the method back."),
         (dict(broadcast=True), "direction is [E, H] and the activations are [E, rows, H]: "
                                "`h + coefficient * direction` broadcasts agent e's direction onto ROW e (it runs "
                                "silently when rows == E). Use direction[:, None, :]."),
@@ -598,9 +693,11 @@ def _payoff_cases() -> list[Case]:
 
 
 def _payoff_variant(*, count_after=False, overseen_le=False, b_lost=False, modified_in_deployment=False,
-                    discount_from=0):
+                    discount_from=0, k_is_deployment=False):
     def payoff(plans, training_episodes, discount=1.0):
         p = plans.bool()
+        if k_is_deployment:                  # read as the number of deployment episodes, the last ones
+            training_episodes = p.shape[-1] - training_episodes
         alive = torch.ones(p.shape[:-1], dtype=torch.bool)
         total = torch.zeros(p.shape[:-1], dtype=torch.float64)
         for t in range(p.shape[-1]):
@@ -631,6 +728,9 @@ def check_plan_payoff(fn) -> CheckResult:
                                             "every later B still counts."),
         (dict(discount_from=1), "episode t weighs discount ** t with t counted from 0: the first episode has "
                                 "weight 1."),
+        (dict(k_is_deployment=True), "training_episodes is the number of TRAINING (overseen) episodes, the first k; "
+                                     "you used it as the number of deployment episodes (overseen were the first "
+                                     "n - k)."),
     ]]
     return run_check(
         "plan_payoff", fn, treacherous.plan_payoffs, _payoff_cases(), compare=compare, diagnoses=diagnoses,

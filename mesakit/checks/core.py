@@ -85,17 +85,32 @@ def compare_tensors(*, atol: float = 1e-6, rtol: float = 1e-5, dtype_kind: str |
     return compare
 
 
+class _SameAs:
+    """A diagnosis built by :func:`same_as` (callable like any diagnosis)."""
+
+    def __init__(self, wrong_fn: Callable, hint: str, compare: "Comparer"):
+        self.wrong_fn, self.hint, self.compare = wrong_fn, hint, compare
+
+    def explains(self, got: Any, args: tuple, kwargs: dict) -> "bool | None":
+        """True when the variant gives ``got`` on this case, False when it gives something
+        else, None when it cannot run on the case (no opinion)."""
+        try:
+            wrong = self.wrong_fn(*_fresh(args), **_fresh(kwargs))
+        except Exception:  # the variant cannot run on this case: no opinion
+            return None
+        return self.compare(got, wrong) is None
+
+    def __call__(self, got: Any, args: tuple, kwargs: dict) -> str | None:
+        return self.hint if self.explains(got, args, kwargs) else None
+
+
 def same_as(wrong_fn: Callable, hint: str, compare: "Comparer") -> Diagnosis:
     """A diagnosis for one known wrong variant: when the learner's answer on a case equals
     what ``wrong_fn`` (the mistake, written on purpose) returns on it, the hint is ``hint``.
-    A variant that raises, or that gives the right answer on this case, says nothing."""
-    def diagnose(got: Any, args: tuple, kwargs: dict) -> str | None:
-        try:
-            wrong = wrong_fn(*_fresh(args), **_fresh(kwargs))
-        except Exception:  # the variant cannot run on this case: no opinion
-            return None
-        return hint if compare(got, wrong) is None else None
-    return diagnose
+    A variant that raises, or that gives the right answer on this case, says nothing.
+    The check keeps the hint only if the variant also gives the learner's answer on every
+    other case where the learner is wrong (and runs there): see :func:`run_check`."""
+    return _SameAs(wrong_fn, hint, compare)
 
 
 # Where library code lives: a NotImplementedError raised there is a real error, not a stub.
@@ -175,29 +190,62 @@ def _call_learner(learner_fn: Callable, case: Case, name: str | None = None) -> 
         _LEARNER.reset(token)
 
 
+def _explains(diagnose: Diagnosis, got: Any, case: Case) -> "bool | None":
+    """Whether ``diagnose`` explains the wrong answer ``got`` on ``case``: True, False, or
+    None (no opinion: a :func:`same_as` variant that cannot run on the case)."""
+    explains = getattr(diagnose, "explains", None)
+    if explains is not None:
+        return explains(got, case.args, case.kwargs)
+    return bool(diagnose(got, case.args, case.kwargs))
+
+
 def _best_diagnosis(diagnoses: Sequence[Diagnosis], got: Any, case: Case, learner_fn: Callable,
-                    cases: Sequence[Case]) -> str | None:
+                    cases: Sequence[Case], reference_fn: Callable | None = None,
+                    compare: "Comparer | None" = None, name: str | None = None) -> str | None:
     """The hint of the diagnosis that recognizes the wrong answer ``got`` on ``case``.
-    When several do (two mistakes can give the same answer on one case), the one that
-    also explains the learner's answers on the most other cases wins."""
+
+    A diagnosis that recognizes it is kept only if it does not contradict the learner's
+    answers on the other cases: on every other case where the learner's answer is wrong
+    (given ``reference_fn`` and ``compare``), it must explain that answer too, or have no
+    opinion (a variant that cannot run there); a case where the learner's function raises
+    says nothing. So a mistake that happens to give the same answer as another on one case
+    is not named for it. When several are kept, the one that explains the learner's
+    answers on the most other cases wins. When none is kept (the learner's answers fit no
+    known mistake everywhere), the likeliest is still named, with a note that there may be
+    another mistake as well (its answers elsewhere are not that mistake's)."""
     matches = []
     for diagnose in diagnoses:
         found = diagnose(got, case.args, case.kwargs)
         if found:
             matches.append((diagnose, found))
-    if len(matches) <= 1:
-        return matches[0][1] if matches else None
-    answers = []
+    if not matches:
+        return None
+    answers = []       # (the learner's answer, the case), on the other cases where it is wrong
     for other in cases:
+        if other is case:
+            continue
         try:
-            answers.append((_call_learner(learner_fn, other), other))
+            answer = _call_learner(learner_fn, other, name)
         except Exception:
             continue
-
-    def explained(diagnose) -> int:
-        return sum(1 for answer, other in answers if diagnose(answer, other.args, other.kwargs))
-    scores = [explained(diagnose) for diagnose, _ in matches]
-    return matches[scores.index(max(scores))][1]
+        if reference_fn is not None and compare is not None:
+            try:
+                expected = reference_fn(*_fresh(other.args), **_fresh(other.kwargs))
+            except Exception:
+                continue
+            if compare(answer, expected) is None:
+                continue                      # right on this case: nothing to explain
+        answers.append((answer, other))
+    verdicts = [[_explains(diagnose, answer, other) for answer, other in answers] for diagnose, _ in matches]
+    scores = [sum(1 for x in v if x) for v in verdicts]
+    kept = [i for i, v in enumerate(verdicts) if all(x is not False for x in v)]
+    if kept or reference_fn is None or compare is None:
+        kept = kept or list(range(len(matches)))
+        return matches[max(kept, key=lambda i: (scores[i], -i))][1]
+    # Every candidate is contradicted somewhere: name the likeliest, but say it may not be all.
+    best = max(range(len(matches)), key=lambda i: (scores[i], -i))
+    return (f"{matches[best][1]}\n  (On this case your answer is exactly what that mistake gives; on others it "
+            f"is not, so there may be another mistake as well.)")
 
 
 def run_check(
@@ -214,9 +262,12 @@ def run_check(
     """Run ``learner_fn`` and ``reference_fn`` on each case and compare the answers.
 
     Prints (when ``verbose``) and returns a :class:`CheckResult`. On a wrong answer the
-    hint is the first of ``diagnoses`` that recognizes the mistake; failing that, the
-    case's own ``hint`` (what the case tests) followed by ``hint``, the general advice:
-    what the function should do, in a sentence. A ``NotImplementedError`` raised in the
+    hint is that of the diagnosis (of ``diagnoses``) that recognizes the mistake and
+    explains the learner's answers on the other cases where they are wrong too (see
+    :func:`_best_diagnosis`); failing that, the case's own ``hint`` (what the case tests)
+    followed by ``hint``, the general advice: what the function should do, in a sentence.
+    When the learner's function raises, the case's ``hint`` and ``hint`` are shown after
+    the error. A ``NotImplementedError`` raised in the
     learner's code means "not implemented yet", naming the unfinished function (the
     function under check, or a helper it calls).
     """
@@ -250,13 +301,14 @@ def run_check(
                           f"✗ {name}: your function raised NotImplementedError: {exc} on {where} "
                           f"(inside a library: an operation that is not available there).\n  Hint: {hint}")
         except Exception as exc:  # a learner's bug becomes a hint, not a traceback
+            checks = f"  This case checks {case.hint}\n" if case.hint else ""
             return finish("failed",
                           f"✗ {name}: your function raised {type(exc).__name__}: {exc} on {where}.\n"
-                          f"  Hint: {hint}")
+                          f"{checks}  Hint: {hint}")
         expected = reference_fn(*_fresh(case.args), **_fresh(case.kwargs))
         problem = compare(got, expected)
         if problem is not None:
-            found = _best_diagnosis(diagnoses, got, case, learner_fn, cases)
+            found = _best_diagnosis(diagnoses, got, case, learner_fn, cases, reference_fn, compare, name)
             if found:
                 advice = f"  Hint: {found}"
             elif case.hint:
