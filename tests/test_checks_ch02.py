@@ -10,18 +10,9 @@ import torch
 
 from mesakit import bandits, history_tasks, icl_regression, weather
 from mesakit.checks import ch02
+from check_testing import rejected, stub
 
 
-def stub(*args, **kwargs):
-    raise NotImplementedError()
-
-
-def wrong(result, capsys, *needles):
-    out = capsys.readouterr().out
-    assert not result and result.status == "failed", out
-    assert "Hint:" in out and "Traceback" not in out, out
-    for needle in needles:
-        assert needle in out, out
 
 
 def test_references_pass():
@@ -73,7 +64,7 @@ UCB_WRONG = {
 @pytest.mark.parametrize("name", list(UCB_WRONG))
 def test_ucb1_wrong_answers(name, capsys):
     kw, needles = UCB_WRONG[name]
-    wrong(ch02.check_ucb1_action(lambda s, f, t: ucb(s, f, t, **kw)), capsys, "wrong answer", *needles)
+    rejected(ch02.check_ucb1_action(lambda s, f, t: ucb(s, f, t, **kw)), capsys, "wrong answer", *needles)
 
 
 def test_ucb1_loop_version_passes_and_float_output_is_named(capsys):
@@ -81,26 +72,26 @@ def test_ucb1_loop_version_passes_and_float_output_is_named(capsys):
 
     def as_float(s, f, t):
         return bandits.ucb1_action(s, f, t).float()
-    wrong(ch02.check_ucb1_action(as_float), capsys, "expected an integer tensor")
+    rejected(ch02.check_ucb1_action(as_float), capsys, "expected an integer tensor")
 
     def greedy(s, f, t):  # no exploration bonus, untried arms first
         n = s + f
         return torch.where(n == 0, torch.full_like(s, math.inf), s / n.clamp_min(1)).argmax(1)
-    wrong(ch02.check_ucb1_action(greedy), capsys, "wrong answer")
+    rejected(ch02.check_ucb1_action(greedy), capsys, "wrong answer")
 
 
 def test_thompson_wrong_answers(capsys):
     def no_prior(s, f, a, b, *, generator):
         return bandits.sample_beta(s + 1e-3, f + 1e-3, tuple(s.shape), generator=generator).argmax(1)
-    wrong(ch02.check_thompson_action(no_prior), capsys, "wrong answer")
+    rejected(ch02.check_thompson_action(no_prior), capsys, "wrong answer")
 
     def posterior_mean(s, f, a, b, *, generator):  # greedy on the posterior mean: no sampling
         return ((a + s) / (a + b + s + f)).argmax(1)
-    wrong(ch02.check_thompson_action(posterior_mean), capsys, "wrong answer")
+    rejected(ch02.check_thompson_action(posterior_mean), capsys, "wrong answer")
 
     def crashes(s, f, a, b, *, generator):
         return torch.distributions.Beta(a + s, b + f).sample(generator=generator).argmax(1)  # no such argument
-    wrong(ch02.check_thompson_action(crashes), capsys, "your function raised")
+    rejected(ch02.check_thompson_action(crashes), capsys, "your function raised")
 
 
 THOMPSON_WRONG = {
@@ -120,7 +111,7 @@ THOMPSON_WRONG = {
 @pytest.mark.parametrize("name", list(THOMPSON_WRONG))
 def test_thompson_named_mistakes(name, capsys):
     fn, needles = THOMPSON_WRONG[name]
-    wrong(ch02.check_thompson_action(lambda s, f, a, b, *, generator: fn(s, f, a, b, generator)), capsys, *needles)
+    rejected(ch02.check_thompson_action(lambda s, f, a, b, *, generator: fn(s, f, a, b, generator)), capsys, *needles)
 
 
 def test_sticky_wrong_answers(capsys):
@@ -133,11 +124,11 @@ def test_sticky_wrong_answers(capsys):
         prev = xf[..., :-1]
         out[..., 1:] = prev * q + (1 - prev) * (1 - q)
         return out
-    wrong(ch02.check_sticky_bayes_predictor(peeks), capsys, "wrong answer")
+    rejected(ch02.check_sticky_bayes_predictor(peeks), capsys, "wrong answer")
 
     def coin(x, a, b):  # the coin world's predictor: right shape, wrong world
         return weather.coin_bayes_predictor(x, a, b)
-    wrong(ch02.check_sticky_bayes_predictor(coin), capsys, "wrong answer", "coin world")
+    rejected(ch02.check_sticky_bayes_predictor(coin), capsys, "wrong answer", "coin world")
 
 
 def sticky_loop(x, a, b, *, denominator=lambda t: t - 1, branch=lambda rained, q: q if rained else 1 - q,
@@ -178,7 +169,7 @@ def test_sticky_named_mistakes(name, capsys):
     else:
         def fn(x, a, b):
             return sticky_loop(x, a, b, **kw)
-    wrong(ch02.check_sticky_bayes_predictor(fn), capsys, *needles)
+    rejected(ch02.check_sticky_bayes_predictor(fn), capsys, *needles)
 
 
 def test_sticky_loop_version_passes_also_in_float32():
@@ -189,20 +180,20 @@ def test_sticky_loop_version_passes_also_in_float32():
 def test_ridge_and_dmmse_wrong_answers(capsys):
     def least_squares(xs, ys, xq, lam):  # forgets the ridge term
         return icl_regression.ridge_predict(xs, ys, xq, 0.0)
-    wrong(ch02.check_ridge_predict(least_squares), capsys, "wrong answer")
+    rejected(ch02.check_ridge_predict(least_squares), capsys, "wrong answer")
 
     def one_context(xs, ys, xq, lam):
         return icl_regression.ridge_predict(xs, ys, xq, lam)[:1]
-    wrong(ch02.check_ridge_predict(one_context), capsys, "expected shape")
+    rejected(ch02.check_ridge_predict(one_context), capsys, "expected shape")
 
     def pool_average(xs, ys, xq, pool, noise):  # ignores the context
         return (xq @ pool.T).mean(-1)
-    wrong(ch02.check_dmmse_predict(pool_average), capsys, "wrong answer")
+    rejected(ch02.check_dmmse_predict(pool_average), capsys, "wrong answer")
 
     def unnormalized_exp(xs, ys, xq, pool, noise):  # exp then divide: 0/0 when the noise is small
         lik = torch.exp(-((ys.unsqueeze(-1) - xs @ pool.T) ** 2).sum(1) / (2 * noise ** 2))
         return (lik * (xq @ pool.T)).sum(-1) / lik.sum(-1)
-    wrong(ch02.check_dmmse_predict(unnormalized_exp), capsys, "wrong answer", "contains NaN")
+    rejected(ch02.check_dmmse_predict(unnormalized_exp), capsys, "wrong answer", "contains NaN")
 
 
 def ridge_loop(xs, ys, xq, lam, *, penalty=lambda lam, n, d: lam * torch.eye(d)):
@@ -223,7 +214,7 @@ RIDGE_WRONG = {
 @pytest.mark.parametrize("name", list(RIDGE_WRONG))
 def test_ridge_named_mistakes(name, capsys):
     kw, needles = RIDGE_WRONG[name]
-    wrong(ch02.check_ridge_predict(lambda *a: ridge_loop(*a, **kw)), capsys, *needles)
+    rejected(ch02.check_ridge_predict(lambda *a: ridge_loop(*a, **kw)), capsys, *needles)
 
 
 def dmmse_loop(xs, ys, xq, pool, noise, *, choose="mean", denom=lambda s: 2 * s ** 2, reduce=torch.sum):
@@ -251,14 +242,14 @@ DMMSE_WRONG = {
 @pytest.mark.parametrize("name", list(DMMSE_WRONG))
 def test_dmmse_named_mistakes(name, capsys):
     kw, needles = DMMSE_WRONG[name]
-    wrong(ch02.check_dmmse_predict(lambda *a: dmmse_loop(*a, **kw)), capsys, *needles)
+    rejected(ch02.check_dmmse_predict(lambda *a: dmmse_loop(*a, **kw)), capsys, *needles)
 
 
 def test_dmmse_softmax_over_the_batch_is_named(capsys):
     def batch_softmax(xs, ys, xq, pool, noise):
         log_lik = -((ys.unsqueeze(-1) - xs @ pool.T) ** 2).sum(1) / (2 * noise ** 2)
         return (torch.softmax(log_lik, dim=0) * (xq @ pool.T)).sum(-1)
-    wrong(ch02.check_dmmse_predict(batch_softmax), capsys, "batch axis")
+    rejected(ch02.check_dmmse_predict(batch_softmax), capsys, "batch axis")
 
 
 def test_dmmse_loop_version_passes_and_hard_argmax_is_far_off():
@@ -271,16 +262,16 @@ def test_dmmse_loop_version_passes_and_hard_argmax_is_far_off():
 def test_kv_cache_wrong_answers(capsys):
     def keys_only(n_layers, d_model, length, *, batch=1, bytes_per_element=4):
         return n_layers * d_model * length * batch * bytes_per_element
-    wrong(ch02.check_kv_cache_bytes(keys_only), capsys, "factor 0.5")
+    rejected(ch02.check_kv_cache_bytes(keys_only), capsys, "factor 0.5")
 
     def as_float(n_layers, d_model, length, *, batch=1, bytes_per_element=4):
         return float(history_tasks.kv_cache_bytes(n_layers, d_model, length, batch=batch,
                                                   bytes_per_element=bytes_per_element))
-    wrong(ch02.check_kv_cache_bytes(as_float), capsys, "expected an int")
+    rejected(ch02.check_kv_cache_bytes(as_float), capsys, "expected an int")
 
     def no_batch(n_layers, d_model, length):
         return 2 * n_layers * d_model * length * 4
-    wrong(ch02.check_kv_cache_bytes(no_batch), capsys, "your function raised TypeError")
+    rejected(ch02.check_kv_cache_bytes(no_batch), capsys, "your function raised TypeError")
 
 
 def test_maml_reference_is_the_autograd_gradient():
@@ -298,36 +289,36 @@ def test_maml_reference_is_the_autograd_gradient():
 def test_maml_wrong_answers(capsys):
     def descent(logits, actions, rewards, lr):
         return ch02.maml_inner_step(logits, actions, rewards, -lr)
-    wrong(ch02.check_maml_inner_step(descent), capsys, "wrong answer")
+    rejected(ch02.check_maml_inner_step(descent), capsys, "wrong answer")
 
     def summed(logits, actions, rewards, lr):  # sum over pulls instead of the mean
         return ch02.maml_inner_step(logits, actions, rewards, lr * actions.shape[1])
-    wrong(ch02.check_maml_inner_step(summed), capsys, "wrong answer")
+    rejected(ch02.check_maml_inner_step(summed), capsys, "wrong answer")
 
     def detached(logits, actions, rewards, lr):
         return ch02.maml_inner_step(logits.detach(), actions, rewards, lr)
-    wrong(ch02.check_maml_inner_step(detached), capsys, "do not depend on logits")
+    rejected(ch02.check_maml_inner_step(detached), capsys, "do not depend on logits")
 
 
 def test_maml_named_mistakes(capsys):
     def descent(logits, actions, rewards, lr):
         return ch02.maml_inner_step(logits, actions, rewards, -lr)
-    wrong(ch02.check_maml_inner_step(descent), capsys, "stepped downhill")
+    rejected(ch02.check_maml_inner_step(descent), capsys, "stepped downhill")
 
     def summed(logits, actions, rewards, lr):
         return ch02.maml_inner_step(logits, actions, rewards, lr * actions.shape[1])
-    wrong(ch02.check_maml_inner_step(summed), capsys, "summed over the pulls")
+    rejected(ch02.check_maml_inner_step(summed), capsys, "summed over the pulls")
 
     def no_baseline(logits, actions, rewards, lr):
         onehot = torch.nn.functional.one_hot(actions, logits.shape[-1]).float()
         return logits + lr * (rewards.unsqueeze(-1) * onehot).mean(1)
-    wrong(ch02.check_maml_inner_step(no_baseline), capsys, "left out the - softmax(logits) term")
+    rejected(ch02.check_maml_inner_step(no_baseline), capsys, "left out the - softmax(logits) term")
 
     def batch_softmax(logits, actions, rewards, lr):
         probs = torch.softmax(logits, dim=0)
         onehot = torch.nn.functional.one_hot(actions, logits.shape[-1]).float()
         return logits + lr * (rewards.unsqueeze(-1) * (onehot - probs.unsqueeze(1))).mean(1)
-    wrong(ch02.check_maml_inner_step(batch_softmax), capsys, "over the batch axis")
+    rejected(ch02.check_maml_inner_step(batch_softmax), capsys, "over the batch axis")
 
 
 def probe(f_tr, y_tr, f_te, y_te, lam, *, centre=True, on="test", lam_on=True, denominator="test",
@@ -366,7 +357,7 @@ def test_probe_learner_version_passes():
 @pytest.mark.parametrize("name", list(PROBE_WRONG))
 def test_probe_named_mistakes(name, capsys):
     kw, needles = PROBE_WRONG[name]
-    wrong(ch02.check_probe_r2(lambda *a: probe(*a, **kw)), capsys, *needles)
+    rejected(ch02.check_probe_r2(lambda *a: probe(*a, **kw)), capsys, *needles)
 
 
 def test_probe_reference_matches_least_squares_with_an_intercept():

@@ -11,18 +11,9 @@ import torch
 from mesakit import alignment, irl
 from mesakit.checks import ch03
 from mesakit.gridworld import COLOURS, KINDS, LevelSpec
+from check_testing import rejected, stub
 
 
-def stub(*args, **kwargs):
-    raise NotImplementedError()
-
-
-def wrong(result, capsys, *needles):
-    out = capsys.readouterr().out
-    assert not result and result.status == "failed", out
-    assert "Hint:" in out and "Traceback" not in out, out
-    for needle in needles:
-        assert needle in out, out
 
 
 def test_references_pass():
@@ -88,16 +79,16 @@ def test_classify_loop_version_passes():
 @pytest.mark.parametrize("name", list(CLASSIFY_WRONG))
 def test_classify_named_mistakes(name, capsys):
     kw, needles = CLASSIFY_WRONG[name]
-    wrong(ch03.check_classify_outcomes(lambda c, k, **kwargs: classify_loop(c, k, **kwargs, **kw)), capsys, *needles)
+    rejected(ch03.check_classify_outcomes(lambda c, k, **kwargs: classify_loop(c, k, **kwargs, **kw)), capsys, *needles)
 
 
 def test_classify_float_output_and_crash_are_named(capsys):
-    wrong(ch03.check_classify_outcomes(lambda c, k, **kw: alignment.classify_outcomes(c, k, **kw).float()), capsys,
+    rejected(ch03.check_classify_outcomes(lambda c, k, **kw: alignment.classify_outcomes(c, k, **kw).float()), capsys,
           "expected an integer tensor")
 
     def positional_only(c, k):     # forgets the keyword arguments
         return alignment.classify_outcomes(c, k)
-    wrong(ch03.check_classify_outcomes(positional_only), capsys, "your function raised TypeError")
+    rejected(ch03.check_classify_outcomes(positional_only), capsys, "your function raised TypeError")
 
 
 # ------------------------------------------------------------------ Exercise 2
@@ -131,11 +122,11 @@ def test_efficiency_loop_version_passes():
 @pytest.mark.parametrize("name", list(EFFICIENCY_WRONG))
 def test_efficiency_named_mistakes(name, capsys):
     kw, needles = EFFICIENCY_WRONG[name]
-    wrong(ch03.check_path_efficiency(lambda ep: efficiency_loop(ep, **kw)), capsys, *needles)
+    rejected(ch03.check_path_efficiency(lambda ep: efficiency_loop(ep, **kw)), capsys, *needles)
 
 
 def test_efficiency_zero_instead_of_nan_is_rejected(capsys):
-    wrong(ch03.check_path_efficiency(lambda ep: efficiency_loop(ep, nan=0.0)), capsys, "NaN in the wrong places")
+    rejected(ch03.check_path_efficiency(lambda ep: efficiency_loop(ep, nan=0.0)), capsys, "NaN in the wrong places")
 
 
 # ------------------------------------------------------------------ Exercise 3
@@ -175,7 +166,7 @@ def test_nll_loop_version_passes():
 @pytest.mark.parametrize("name", list(NLL_WRONG))
 def test_nll_named_mistakes(name, capsys):
     kw, needles = NLL_WRONG[name]
-    wrong(ch03.check_choice_nll(lambda *a: nll_loop(*a, **kw)), capsys, *needles)
+    rejected(ch03.check_choice_nll(lambda *a: nll_loop(*a, **kw)), capsys, *needles)
 
 
 def test_nll_softmax_over_episodes_and_detached_loss_are_named(capsys):
@@ -183,11 +174,11 @@ def test_nll_softmax_over_episodes_and_detached_loss_are_named(capsys):
         keep = c >= 0
         logp = torch.log_softmax(f[keep] @ w, dim=0)
         return -logp[torch.arange(int(keep.sum())), c[keep]].mean() + l2 * (w ** 2).sum()
-    wrong(ch03.check_choice_nll(batch_softmax), capsys, "over the episodes (dim 0)")
+    rejected(ch03.check_choice_nll(batch_softmax), capsys, "over the episodes (dim 0)")
 
     def detached(w, f, c, l2=0.0):
         return torch.tensor(ch03.choice_nll(w.detach(), f, c, l2).item())
-    wrong(ch03.check_choice_nll(detached), capsys, "does not depend on weights through autograd")
+    rejected(ch03.check_choice_nll(detached), capsys, "does not depend on weights through autograd")
 
 
 def test_nll_reference_is_what_fit_choice_model_minimizes():
@@ -246,7 +237,7 @@ def test_visitation_loop_version_passes():
 @pytest.mark.parametrize("name", list(VISITATION_WRONG))
 def test_visitation_named_mistakes(name, capsys):
     kw, needles = VISITATION_WRONG[name]
-    wrong(ch03.check_soft_visitation(lambda *a: visitation_loop(*a, **kw)), capsys, *needles)
+    rejected(ch03.check_soft_visitation(lambda *a: visitation_loop(*a, **kw)), capsys, *needles)
 
 
 def test_visitation_overflow_unnormalized_policy_and_transposed_forward_are_named(capsys):
@@ -262,7 +253,7 @@ def test_visitation_overflow_unnormalized_policy_and_transposed_forward_are_name
             out += d
             d = torch.einsum("s,sa,sat->t", d, pols[::-1][t], p)
         return out
-    wrong(ch03.check_soft_visitation(naive), capsys, "inf or NaN")
+    rejected(ch03.check_soft_visitation(naive), capsys, "inf or NaN")
 
     def exp_policy(reward, p, start, horizon):
         v = torch.zeros_like(reward)
@@ -276,9 +267,9 @@ def test_visitation_overflow_unnormalized_policy_and_transposed_forward_are_name
             out += d
             d = torch.einsum("s,sa,sat->t", d, pols[::-1][t], p)
         return out
-    wrong(ch03.check_soft_visitation(exp_policy), capsys, "not a distribution")
+    rejected(ch03.check_soft_visitation(exp_policy), capsys, "not a distribution")
 
-    wrong(ch03.check_soft_visitation(_transposed_forward), capsys, "reads the transitions backwards")
+    rejected(ch03.check_soft_visitation(_transposed_forward), capsys, "reads the transitions backwards")
 
 
 def _transposed_forward(reward, p, start, horizon):
@@ -331,7 +322,7 @@ def test_irl_loop_version_passes():
 @pytest.mark.parametrize("name", list(IRL_WRONG))
 def test_irl_named_mistakes(name, capsys):
     kw, needles = IRL_WRONG[name]
-    wrong(ch03.check_maxent_irl(lambda *a, **k: irl_loop(*a, **k, **kw)), capsys, *needles)
+    rejected(ch03.check_maxent_irl(lambda *a, **k: irl_loop(*a, **k, **kw)), capsys, *needles)
 
 
 # ------------------------------------------------------------------ Exercise 6
@@ -366,14 +357,14 @@ def test_levels_mixture_form_passes():
 @pytest.mark.parametrize("name", list(LEVELS_WRONG))
 def test_levels_named_mistakes(name, capsys):
     kw, needles = LEVELS_WRONG[name]
-    wrong(ch03.check_sweep_levels(lambda qs, n: levels_loop(qs, n, **kw)), capsys, *needles)
+    rejected(ch03.check_sweep_levels(lambda qs, n: levels_loop(qs, n, **kw)), capsys, *needles)
 
 
 def test_levels_wrong_corner_and_bad_types_are_named(capsys):
-    wrong(ch03.check_sweep_levels(lambda qs, n: levels_loop(
+    rejected(ch03.check_sweep_levels(lambda qs, n: levels_loop(
         qs, n, spec=lambda p: LevelSpec("any", "any", goal_in_corner=p, corner="bottom_left"))), capsys,
         "not 'top_right'")
-    wrong(ch03.check_sweep_levels(lambda qs, n: [1 - q for q in qs for _ in range(n)]), capsys,
+    rejected(ch03.check_sweep_levels(lambda qs, n: [1 - q for q in qs for _ in range(n)]), capsys,
           "not a LevelSpec")
 
 
@@ -413,7 +404,7 @@ def test_safe_q_loop_version_passes():
 @pytest.mark.parametrize("name", list(SAFE_Q_WRONG))
 def test_safe_q_named_mistakes(name, capsys):
     kw, needles = SAFE_Q_WRONG[name]
-    wrong(ch03.check_smallest_safe_q(lambda *a: safe_q_loop(*a, **kw)), capsys, *needles)
+    rejected(ch03.check_smallest_safe_q(lambda *a: safe_q_loop(*a, **kw)), capsys, *needles)
 
 
 # ------------------------------------------------------------------ Exercise 7
@@ -457,12 +448,12 @@ def test_bon_loop_version_passes():
 @pytest.mark.parametrize("name", list(BON_WRONG))
 def test_bon_named_mistakes(name, capsys):
     kw, needles = BON_WRONG[name]
-    wrong(ch03.check_best_of_n(lambda *a: bon_loop(*a, **kw)), capsys, *needles)
+    rejected(ch03.check_best_of_n(lambda *a: bon_loop(*a, **kw)), capsys, *needles)
 
 
 def test_bon_transposed_and_float_comb_overflow_are_named(capsys):
     from mesakit import proxies
-    wrong(ch03.check_best_of_n(lambda p, t, ns: tuple(x.T for x in proxies.best_of_n_expected(p, t, ns))), capsys,
+    rejected(ch03.check_best_of_n(lambda p, t, ns: tuple(x.T for x in proxies.best_of_n_expected(p, t, ns))), capsys,
           "one row per n")
 
     def float_comb(proxy, true, ns):     # binomials as floats: C(2047, 1000) does not fit a float
@@ -472,4 +463,4 @@ def test_bon_transposed_and_float_comb_overflow_are_named(capsys):
         rows = [torch.tensor([float(math.comb(r - 1, n - 1)) for r in range(1, m + 1)], dtype=torch.float64)
                 / float(math.comb(m, n)) for n in ns]
         return torch.stack([p @ w for w in rows]), torch.stack([t @ w for w in rows])
-    wrong(ch03.check_best_of_n(float_comb), capsys, "your function raised OverflowError")
+    rejected(ch03.check_best_of_n(float_comb), capsys, "your function raised OverflowError")

@@ -13,10 +13,8 @@ from mesakit import probes, treacherous
 from mesakit.checks import ch04
 from mesakit.deception import trigger_levels
 from mesakit.gridworld import LevelSpec
+from check_testing import rejected, stub
 
-
-def stub(*args, **kwargs):
-    raise NotImplementedError()
 
 
 @contextlib.contextmanager
@@ -24,14 +22,6 @@ def stub_steer(policy, direction, coefficient):
     # YOUR CODE HERE
     raise NotImplementedError()
 
-
-def wrong(result, capsys, *needles):
-    out = capsys.readouterr().out
-    assert not result and result.status == "failed", out
-    assert "Hint:" in out and "Traceback" not in out, out
-    for needle in needles:
-        assert needle in out, out
-    return out
 
 
 def test_references_pass():
@@ -87,7 +77,7 @@ def test_red_team_learner_version_with_mappings_passes():
 @pytest.mark.parametrize("name", list(RED_TEAM_WRONG))
 def test_red_team_named_mistakes(name, capsys):
     kw, needles = RED_TEAM_WRONG[name]
-    wrong(ch04.check_red_team_level(lambda c, k, trigger_colour="yellow": red_team_learner(c, k, trigger_colour, **kw)),
+    rejected(ch04.check_red_team_level(lambda c, k, trigger_colour="yellow": red_team_learner(c, k, trigger_colour, **kw)),
           capsys, *needles)
 
 
@@ -95,12 +85,12 @@ def test_red_team_kind_ignored_is_named_not_called_swapped(capsys):
     def always_the_key(colour, kind, trigger_colour="yellow"):
         other = "not " + trigger_colour
         return LevelSpec(other, (colour, other), ("key", "ball"))
-    out = wrong(ch04.check_red_team_level(always_the_key), capsys, "whatever `kind` says")
+    out = rejected(ch04.check_red_team_level(always_the_key), capsys, "whatever `kind` says")
     assert "swapped" not in out and "may be another mistake" not in out, out
 
 
 def test_red_team_returning_a_mixture_is_named(capsys):
-    wrong(ch04.check_red_team_level(lambda c, k, trigger_colour="yellow": [(1.0, ch04.red_team_level(c, k))]),
+    rejected(ch04.check_red_team_level(lambda c, k, trigger_colour="yellow": [(1.0, ch04.red_team_level(c, k))]),
           capsys, "expected a LevelSpec")
 
 
@@ -155,7 +145,7 @@ def test_grads_learner_version_passes():
 @pytest.mark.parametrize("name", list(GRADS_WRONG))
 def test_grads_named_mistakes(name, capsys):
     kw, needles = GRADS_WRONG[name]
-    wrong(ch04.check_channel_grad_norms(lambda p, o, t, c: grads_learner(p, o, t, c, **kw)), capsys, *needles)
+    rejected(ch04.check_channel_grad_norms(lambda p, o, t, c: grads_learner(p, o, t, c, **kw)), capsys, *needles)
 
 
 def test_grads_reading_grad_without_zeroing_it_is_named(capsys):
@@ -163,7 +153,7 @@ def test_grads_reading_grad_without_zeroing_it_is_named(capsys):
         e = policy.members
         F.cross_entropy(policy(obs)[0], targets, reduction="none").view(e, -1).mean(1).sum().backward()
         return policy.w1.grad.view(e, num_channels, -1).norm(dim=2)
-    wrong(ch04.check_channel_grad_norms(no_zero_grad), capsys, "without zeroing it")
+    rejected(ch04.check_channel_grad_norms(no_zero_grad), capsys, "without zeroing it")
 
 
 def test_grads_hard_coded_sizes_raise_with_the_case_hint(capsys):
@@ -172,7 +162,7 @@ def test_grads_hard_coded_sizes_raise_with_the_case_hint(capsys):
         loss = F.cross_entropy(policy(obs)[0], targets, reduction="none").view(e, -1).mean(1).sum()
         (g,) = torch.autograd.grad(loss, policy.w1)
         return g.reshape(e, 8, 49, -1).pow(2).sum((2, 3)).sqrt()
-    wrong(ch04.check_channel_grad_norms(hard_coded), capsys, "your function raised",
+    rejected(ch04.check_channel_grad_norms(hard_coded), capsys, "your function raised",
           "not always 8 and 49")
 
 
@@ -236,7 +226,7 @@ def test_auroc_loop_version_passes():
 @pytest.mark.parametrize("name", list(AUROC_WRONG))
 def test_auroc_named_mistakes(name, capsys):
     fn, needles = AUROC_WRONG[name]
-    wrong(ch04.check_auroc(fn), capsys, *needles)
+    rejected(ch04.check_auroc(fn), capsys, *needles)
 
 
 @pytest.mark.parametrize("negatives", ["~", "1 -"])
@@ -245,12 +235,12 @@ def test_auroc_integer_labels_as_indices_are_named_not_called_swapped(negatives,
         pos = scores[labels]
         neg = scores[~labels] if negatives == "~" else scores[1 - labels]
         return ((pos[:, None] > neg[None]).float() + 0.5 * (pos[:, None] == neg[None]).float()).mean().item()
-    out = wrong(ch04.check_auroc(as_index), capsys, "0/1 integer labels")
+    out = rejected(ch04.check_auroc(as_index), capsys, "0/1 integer labels")
     assert "swapped" not in out and "may be another mistake" not in out, out
 
 
 def test_auroc_returning_a_vector_is_named(capsys):
-    wrong(ch04.check_auroc(lambda s, y: torch.tensor([probes.auroc(s, y)] * 2)), capsys, "expected one number")
+    rejected(ch04.check_auroc(lambda s, y: torch.tensor([probes.auroc(s, y)] * 2)), capsys, "expected one number")
 
 
 # ------------------------------------------------------------------ Exercise 4
@@ -302,7 +292,7 @@ def test_direction_loop_version_passes():
 @pytest.mark.parametrize("name", list(DIRECTION_WRONG))
 def test_direction_named_mistakes(name, capsys):
     kw, needles = DIRECTION_WRONG[name]
-    wrong(ch04.check_mean_difference_direction(lambda f, y: direction_loop(f, y, **kw)), capsys, *needles)
+    rejected(ch04.check_mean_difference_direction(lambda f, y: direction_loop(f, y, **kw)), capsys, *needles)
 
 
 def test_direction_reference_validates_its_arguments():
@@ -395,17 +385,17 @@ def test_steer_learner_version_passes():
 @pytest.mark.parametrize("name", list(STEER_WRONG))
 def test_steer_named_mistakes(name, capsys):
     kw, needles = STEER_WRONG[name]
-    wrong(ch04.check_steer(make_steer(**kw)), capsys, *needles)
+    rejected(ch04.check_steer(make_steer(**kw)), capsys, *needles)
 
 
 def test_steer_without_contextmanager_decorator_is_a_hint_not_a_traceback(capsys):
     def steer(policy, direction, coefficient):     # a generator, not a context manager
         yield policy
-    wrong(ch04.check_steer(steer), capsys, "your function raised")
+    rejected(ch04.check_steer(steer), capsys, "your function raised")
 
 
 def test_steer_that_forgets_to_steer_is_rejected(capsys):
-    wrong(ch04.check_steer(lambda p, d, c: contextlib.nullcontext(p)), capsys, "inside the with block")
+    rejected(ch04.check_steer(lambda p, d, c: contextlib.nullcontext(p)), capsys, "inside the with block")
 
 
 # ------------------------------------------------------------------ Exercise 6
@@ -442,24 +432,24 @@ def test_payoff_loop_version_passes():
 @pytest.mark.parametrize("name", list(PAYOFF_WRONG))
 def test_payoff_named_mistakes(name, capsys):
     kw, needles = PAYOFF_WRONG[name]
-    wrong(ch04.check_plan_payoff(lambda p, k, discount=1.0: payoff_loop(p, k, discount, **kw)), capsys, *needles)
+    rejected(ch04.check_plan_payoff(lambda p, k, discount=1.0: payoff_loop(p, k, discount, **kw)), capsys, *needles)
 
 
 def test_payoff_k_read_as_deployment_episodes_is_named_not_off_by_one(capsys):
     def k_from_the_end(plans, k, discount=1.0):
         return payoff_loop(plans, plans.shape[-1] - k, discount)
-    out = wrong(ch04.check_plan_payoff(k_from_the_end), capsys, "number of TRAINING (overseen) episodes")
+    out = rejected(ch04.check_plan_payoff(k_from_the_end), capsys, "number of TRAINING (overseen) episodes")
     assert "off by one" not in out and "may be another mistake" not in out, out
 
 
 def test_payoff_discount_counted_from_one_is_named(capsys):
     def from_one(plans, k, discount=1.0):
         return payoff_loop(plans, k, discount) * (discount if discount != 1.0 else 1.0)
-    wrong(ch04.check_plan_payoff(from_one), capsys, "counted from 0")
+    rejected(ch04.check_plan_payoff(from_one), capsys, "counted from 0")
 
 
 def test_payoff_float32_passes_and_a_python_list_is_named(capsys):
     assert ch04.check_plan_payoff(lambda p, k, discount=1.0: treacherous.plan_payoffs(p, k, discount=discount).float())
     capsys.readouterr()
-    wrong(ch04.check_plan_payoff(lambda p, k, discount=1.0: treacherous.plan_payoffs(p, k, discount=discount).tolist()),
+    rejected(ch04.check_plan_payoff(lambda p, k, discount=1.0: treacherous.plan_payoffs(p, k, discount=discount).tolist()),
           capsys, "expected a torch.Tensor")
