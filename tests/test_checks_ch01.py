@@ -12,8 +12,6 @@ from mesakit.checks import ch01
 from check_testing import rejected, stub
 
 
-
-
 def test_references_pass():
     assert ch01.check_greedy_by_density(knapsack.greedy_by_density)
     assert ch01.check_knapsack_dp(knapsack.solve_dp)

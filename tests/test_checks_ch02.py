@@ -13,8 +13,6 @@ from mesakit.checks import ch02
 from check_testing import rejected, stub
 
 
-
-
 def test_references_pass():
     assert ch02.check_ucb1_action(bandits.ucb1_action)
     assert ch02.check_thompson_action(bandits.thompson_action)

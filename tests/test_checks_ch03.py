@@ -14,8 +14,6 @@ from mesakit.gridworld import COLOURS, KINDS, LevelSpec
 from check_testing import rejected, stub
 
 
-
-
 def test_references_pass():
     assert ch03.check_classify_outcomes(alignment.classify_outcomes)
     assert ch03.check_path_efficiency(alignment.path_efficiency)
