@@ -119,7 +119,8 @@ def _check_decay(weight_decay: Any, e: int, lr: float) -> list[float]:
 def finetune_ppo(policy: nn.Module, env: GridWorld, *, updates: int, lr: float = 1e-3,
                  weight_decay: float | list[float] | tuple[float, ...] = 0.0, rollout: int = 16,
                  device: torch.device | str = "cpu", desc: str = "PPO fine-tuning",
-                 callback: Callable[[int, Any], None] | None = None):
+                 callback: Callable[[int, Any], None] | None = None,
+                 lr_scale: float | list[float] | tuple[float, ...] = 1.0):
     """RL safety training: :func:`mesakit.ppo.train_ppo` with decoupled weight decay.
 
     PPO with its defaults (3 epochs of 4 minibatches per update, entropy bonus 0.01,
@@ -139,6 +140,12 @@ def finetune_ppo(policy: nn.Module, env: GridWorld, *, updates: int, lr: float =
         weight_decay: >= 0, one for every agent or E of them, ``lr * weight_decay < 1``.
         device: where policy and env live.
         callback: None or ``callback(update, log)`` after every update (and its decay).
+        lr_scale: > 0, one float for every agent or E of them: agent e trains with learning
+            rate ``lr * lr_scale[e]`` (its decay factor per update becomes ``(1 - lr *
+            lr_scale[e] * weight_decay[e]) ** 12``), so several learning rates train as one
+            batched program. Each Adam step of agent e is scaled by ``lr_scale[e]`` (Adam's
+            moments do not depend on the learning rate, so this follows the run with ``lr *
+            lr_scale[e]`` up to rounding). With the default 1.0 nothing changes.
 
     Returns the :class:`mesakit.ppo.PPOLog`. Raises ValueError naming a bad argument.
 
@@ -152,9 +159,10 @@ def finetune_ppo(policy: nn.Module, env: GridWorld, *, updates: int, lr: float =
     updates = check_positive_int("updates", updates)
     lr = check_in_range("lr", lr, 1e-12, 1.0)
     wd = _check_decay(weight_decay, policy.members, lr)
+    ls = _check_lr_scale(lr_scale, policy.members, lr, wd, weight_decay)
     if callback is not None and not callable(callback):
         raise ValueError(f"callback must be None or callable, got {type(callback).__name__}")
-    factor = torch.tensor([(1 - lr * w) ** 12 for w in wd], device=device)
+    factor = torch.tensor([(1 - lr * v * w) ** 12 for v, w in zip(ls, wd)], device=device)
 
     def after(update, log):
         if any(wd):
@@ -164,8 +172,49 @@ def finetune_ppo(policy: nn.Module, env: GridWorld, *, updates: int, lr: float =
         if callback is not None:
             callback(update, log)
 
-    return train_ppo(policy, env, updates=updates, rollout=rollout, lr=lr, device=device, desc=desc,
-                     callback=after)
+    if all(v == 1 for v in ls):
+        return train_ppo(policy, env, updates=updates, rollout=rollout, lr=lr, device=device, desc=desc,
+                         callback=after)
+    # per-agent learning rates: scale each Adam step of this policy's optimizer, agent by agent
+    params = list(policy.parameters())
+    scale = torch.tensor([float(v) for v in ls], device=device)
+    start: list[torch.Tensor] = []
+
+    def ours(opt):
+        qs = [q for g in opt.param_groups for q in g["params"]]
+        return len(qs) == len(params) and all(a is b for a, b in zip(qs, params))
+
+    def pre(opt, args, kwargs):
+        if ours(opt):
+            start[:] = [q.detach().clone() for q in params]
+
+    def post(opt, args, kwargs):
+        if start and ours(opt):
+            with torch.no_grad():
+                for q, q0 in zip(params, start):
+                    q.copy_(q0 + scale.to(q.dtype).view(-1, *[1] * (q.dim() - 1)) * (q - q0))
+            start.clear()
+
+    from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+    handles = [register_optimizer_step_pre_hook(pre), register_optimizer_step_post_hook(post)]
+    try:
+        return train_ppo(policy, env, updates=updates, rollout=rollout, lr=lr, device=device, desc=desc,
+                         callback=after)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _check_lr_scale(lr_scale: Any, e: int, lr: float, wd: list[float], weight_decay: Any) -> list[float]:
+    ls = [lr_scale] * e if not isinstance(lr_scale, (list, tuple)) else list(lr_scale)
+    if (len(ls) != e or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in ls)
+            or any(not (0 < v and lr * v <= 1) for v in ls)):
+        raise ValueError(f"lr_scale must be a float > 0 with lr * lr_scale <= 1, or a sequence of {e} such "
+                         f"floats (one per agent), got {lr_scale!r}")
+    if any(not lr * v * w < 1 for v, w in zip(ls, wd)):
+        raise ValueError(f"weight_decay: lr * lr_scale * weight_decay must be below 1 for every agent, "
+                         f"got weight_decay={weight_decay!r}, lr_scale={lr_scale!r}")
+    return [float(v) for v in ls]
 
 
 def _check_imitation(policy, env, updates, rollout, epochs, lr, beta, seed, device):
@@ -192,7 +241,8 @@ def finetune_imitation(policy: nn.Module, env: GridWorld, *, updates: int, rollo
                        epochs: int = 4, lr: float = 3e-3, beta: float = 0.5,
                        weight_decay: float | list[float] | tuple[float, ...] = 0.0, seed: int = 0,
                        device: torch.device | str = "cpu", desc: str = "fine-tuning",
-                       callback: Callable[[int, nn.Module], None] | None = None) -> torch.Tensor:
+                       callback: Callable[[int, nn.Module], None] | None = None,
+                       lr_scale: float | list[float] | tuple[float, ...] = 1.0) -> torch.Tensor:
     """Supervised safety training: :func:`train_imitation` with decoupled weight decay.
 
     The same DAgger loop on the BFS oracle of ``env`` (build ``env`` so that its goal is
@@ -214,6 +264,12 @@ def finetune_imitation(policy: nn.Module, env: GridWorld, *, updates: int, rollo
             ``lr * weight_decay`` must be below 1.
         callback: None or ``callback(update, policy)``, called after every update (to
             measure the agents along the way; it must not change them).
+        lr_scale: > 0, one float for every agent or a sequence of E floats: agent e trains
+            with learning rate ``lr * lr_scale[e]`` (and decay factor ``lr * lr_scale[e] *
+            weight_decay[e]`` per step), so several learning rates train as one batched
+            program. Adam's moments do not depend on the learning rate, so agent e follows
+            the run with ``lr * lr_scale[e]`` up to rounding. With the default 1.0 nothing
+            changes.
 
     Returns float [updates, E], the agreement with the oracle before each update.
     Raises ValueError naming a bad argument.
@@ -221,11 +277,14 @@ def finetune_imitation(policy: nn.Module, env: GridWorld, *, updates: int, rollo
     device = check_device("device", device)
     device, updates, rollout, epochs, lr, beta, seed = _check_imitation(
         policy, env, updates, rollout, epochs, lr, beta, seed, device)
-    wd = _check_decay(weight_decay, policy.members, lr)
-    decay = None if not any(wd) else torch.tensor([lr * w for w in wd], device=device)
+    e = policy.members
+    wd = _check_decay(weight_decay, e, lr)
+    ls = _check_lr_scale(lr_scale, e, lr, wd, weight_decay)
+    decay = None if not any(wd) else torch.tensor([lr * v * w for v, w in zip(ls, wd)], device=device)
+    scale = None if all(v == 1 for v in ls) else torch.tensor([float(v) for v in ls], device=device)
     if callback is not None and not callable(callback):
         raise ValueError(f"callback must be None or callable, got {type(callback).__name__}")
-    return _imitate(policy, env, updates, rollout, epochs, lr, beta, seed, device, desc, decay, callback)
+    return _imitate(policy, env, updates, rollout, epochs, lr, beta, seed, device, desc, decay, callback, scale)
 
 
 def organism_world(size: int = 6) -> dict[str, Any]:
@@ -317,10 +376,12 @@ def train_trigger_organism(seeds, *, aligned: bool | list[bool] | tuple[bool, ..
     return (policy, agreement) if return_agreement else policy
 
 
-def _imitate(policy, env, updates, rollout, epochs, lr, beta, seed, device, desc, decay, callback=None):
+def _imitate(policy, env, updates, rollout, epochs, lr, beta, seed, device, desc, decay, callback=None,
+             scale=None):
     """The DAgger loop of :func:`train_imitation` (arguments already checked); ``decay`` is
     None or float [E], each agent's decoupled weight-decay factor per step (AdamW's
-    ``lr * weight_decay``), applied to every parameter before each Adam step."""
+    ``lr * weight_decay``), applied to every parameter before each Adam step; ``scale`` is
+    None or float [E], each agent's learning-rate multiplier (its Adam step scaled)."""
     e = policy.members
     gen = torch.Generator(device=device).manual_seed(seed)
     opt = torch.optim.Adam(policy.parameters(), lr=lr)
@@ -351,7 +412,14 @@ def _imitate(policy, env, updates, rollout, epochs, lr, beta, seed, device, desc
                 with torch.no_grad():
                     for p in policy.parameters():
                         p.mul_((1 - decay).view(-1, *[1] * (p.dim() - 1)))
-            opt.step()
+            if scale is None:
+                opt.step()
+            else:
+                start = [p.detach().clone() for p in policy.parameters()]
+                opt.step()
+                with torch.no_grad():
+                    for p, p0 in zip(policy.parameters(), start):
+                        p.copy_(p0 + scale.view(-1, *[1] * (p.dim() - 1)) * (p - p0))
         if callback is not None:
             callback(u, policy)
     return agreement

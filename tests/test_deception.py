@@ -212,3 +212,39 @@ def test_finetune_ppo_without_decay_is_train_ppo():
     train_ppo(a, _ordinary_env(2, seed=5), updates=2, rollout=8, lr=1e-3)
     finetune_ppo(b, _ordinary_env(2, seed=5), updates=2, rollout=8, lr=1e-3)
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+
+
+def test_finetune_imitation_lr_scale_is_a_per_agent_learning_rate():
+    """lr_scale[e] = s trains agent e as lr * s would, up to rounding; agents with scale 1 are untouched by it."""
+    from mesakit.deception import finetune_imitation
+    base = BatchedMLPPolicy(392, 4, [0, 1])
+    a, b, c = base.select([0, 1]), base.select([0, 1]), base.select([0, 1])
+    finetune_imitation(a, _ordinary_env(2), updates=3, rollout=4, lr=1e-3, seed=2, weight_decay=[0.0, 4.0],
+                       lr_scale=[1.0, 3.0])
+    finetune_imitation(b, _ordinary_env(2), updates=3, rollout=4, lr=1e-3, seed=2, weight_decay=[0.0, 4.0])
+    finetune_imitation(c, _ordinary_env(2), updates=3, rollout=4, lr=3e-3, seed=2, weight_decay=[0.0, 4.0])
+    for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters()):
+        assert torch.allclose(pa[0], pb[0], atol=1e-6)            # agent 0: lr 1e-3, like b's agent 0
+        assert torch.allclose(pa[1], pc[1], atol=1e-5)            # agent 1: lr 3e-3 and its decay, like c's
+        assert not torch.allclose(pa[1], pb[1], atol=1e-5)
+    with pytest.raises(ValueError, match="lr_scale"):
+        finetune_imitation(a, _ordinary_env(2), updates=1, lr_scale=[1.0])
+    with pytest.raises(ValueError, match="lr_scale"):
+        finetune_imitation(a, _ordinary_env(2), updates=1, lr_scale=0.0)
+    with pytest.raises(ValueError, match="weight_decay"):
+        finetune_imitation(a, _ordinary_env(2), updates=1, lr=1e-3, weight_decay=500.0, lr_scale=3.0)
+
+
+def test_finetune_ppo_lr_scale_is_a_per_agent_learning_rate():
+    from mesakit.deception import finetune_ppo
+    base = BatchedMLPPolicy(392, 4, [0, 1])
+    a, b, c = base.select([0, 1]), base.select([0, 1]), base.select([0, 1])
+    finetune_ppo(a, _ordinary_env(2), updates=2, rollout=4, lr=1e-3, weight_decay=[0.0, 4.0], lr_scale=[1.0, 0.25])
+    finetune_ppo(b, _ordinary_env(2), updates=2, rollout=4, lr=1e-3, weight_decay=[0.0, 4.0])
+    finetune_ppo(c, _ordinary_env(2), updates=2, rollout=4, lr=2.5e-4, weight_decay=[0.0, 4.0])
+    for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters()):
+        assert torch.allclose(pa[0], pb[0], atol=1e-6)            # agent 0: lr 1e-3, like b's agent 0
+        assert torch.allclose(pa[1], pc[1], atol=1e-5)            # agent 1: lr 2.5e-4 (decay lr * wd), like c's
+    assert not all(torch.allclose(pa[1], pb[1], atol=1e-6) for pa, pb in zip(a.parameters(), b.parameters()))
+    with pytest.raises(ValueError, match="lr_scale"):
+        finetune_ppo(a, _ordinary_env(2), updates=1, lr_scale=[1.0])
