@@ -29,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import check_choice, check_device, check_in_range, check_positive_int, progress
+from .ensembles import scaled_stacked_step_
 from .gridworld import COLOURS, GridWorld, LevelSpec
 from .ppo import BatchedMLPPolicy, _check_seeds, train_ppo
 
@@ -172,37 +173,8 @@ def finetune_ppo(policy: nn.Module, env: GridWorld, *, updates: int, lr: float =
         if callback is not None:
             callback(update, log)
 
-    if all(v == 1 for v in ls):
-        return train_ppo(policy, env, updates=updates, rollout=rollout, lr=lr, device=device, desc=desc,
-                         callback=after)
-    # per-agent learning rates: scale each Adam step of this policy's optimizer, agent by agent
-    params = list(policy.parameters())
-    scale = torch.tensor([float(v) for v in ls], device=device)
-    start: list[torch.Tensor] = []
-
-    def ours(opt):
-        qs = [q for g in opt.param_groups for q in g["params"]]
-        return len(qs) == len(params) and all(a is b for a, b in zip(qs, params))
-
-    def pre(opt, args, kwargs):
-        if ours(opt):
-            start[:] = [q.detach().clone() for q in params]
-
-    def post(opt, args, kwargs):
-        if start and ours(opt):
-            with torch.no_grad():
-                for q, q0 in zip(params, start):
-                    q.copy_(q0 + scale.to(q.dtype).view(-1, *[1] * (q.dim() - 1)) * (q - q0))
-            start.clear()
-
-    from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
-    handles = [register_optimizer_step_pre_hook(pre), register_optimizer_step_post_hook(post)]
-    try:
-        return train_ppo(policy, env, updates=updates, rollout=rollout, lr=lr, device=device, desc=desc,
-                         callback=after)
-    finally:
-        for h in handles:
-            h.remove()
+    return train_ppo(policy, env, updates=updates, rollout=rollout, lr=lr, device=device, desc=desc,
+                     callback=after, lr_scale=None if all(v == 1 for v in ls) else ls)
 
 
 def _check_lr_scale(lr_scale: Any, e: int, lr: float, wd: list[float], weight_decay: Any) -> list[float]:
@@ -415,11 +387,7 @@ def _imitate(policy, env, updates, rollout, epochs, lr, beta, seed, device, desc
             if scale is None:
                 opt.step()
             else:
-                start = [p.detach().clone() for p in policy.parameters()]
-                opt.step()
-                with torch.no_grad():
-                    for p, p0 in zip(policy.parameters(), start):
-                        p.copy_(p0 + scale.view(-1, *[1] * (p.dim() - 1)) * (p - p0))
+                scaled_stacked_step_(opt, policy.parameters(), scale)
         if callback is not None:
             callback(u, policy)
     return agreement

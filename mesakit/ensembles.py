@@ -143,6 +143,21 @@ def clip_stacked_grad_norms_(parameters, members: int, max_norm: float) -> torch
     return norms
 
 
+def scaled_stacked_step_(optimizer: torch.optim.Optimizer, parameters, scale: torch.Tensor) -> None:
+    """``optimizer.step()`` for ``E`` networks stored as the slices of a leading axis of
+    every parameter (stacked weights), with member e's step multiplied by ``scale[e]``
+    (float [E]). For Adam, whose step is proportional to the learning rate, this trains
+    member e as if alone at learning rate ``lr * scale[e]`` (up to rounding), so several
+    learning rates train as one batched program. Shared by :func:`mesakit.ppo.train_ppo`
+    and mesakit.deception's imitation fine-tuning."""
+    params = list(parameters)
+    start = [p.detach().clone() for p in params]
+    optimizer.step()
+    with torch.no_grad():
+        for p, p0 in zip(params, start):
+            p.copy_(p0 + scale.to(p.dtype).view(-1, *([1] * (p.dim() - 1))) * (p - p0))
+
+
 def clip_grad_norm_per_member_(ensemble: Ensemble, max_norm: float) -> torch.Tensor:
     """Clip each member's gradient to global norm ``max_norm`` separately (as
     ``torch.nn.utils.clip_grad_norm_`` would for that member alone). Returns the E norms

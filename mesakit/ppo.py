@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .core import check_device, check_in_range, check_positive_int, progress
-from .ensembles import clip_stacked_grad_norms_
+from .ensembles import clip_stacked_grad_norms_, scaled_stacked_step_
 from .rl import gae_advantages
 
 __all__ = ["BatchedMLPPolicy", "RolloutBuffer", "PPOLog", "hash_uniform", "train_ppo"]
@@ -235,6 +235,7 @@ def train_ppo(
     device: torch.device | str = "cpu",
     desc: str = "PPO",
     callback: Callable[[int, PPOLog], None] | None = None,
+    lr_scale: Sequence[float] | None = None,
 ) -> PPOLog:
     """Train the E agents of ``policy`` together with PPO on the vectorized ``env``.
 
@@ -256,6 +257,9 @@ def train_ppo(
         max_grad_norm: per-agent gradient clipping (0 disables).
         device: where the policy trains; ``env`` must already live there.
         callback: ``callback(update, log)`` after every update.
+        lr_scale: None, or E positive numbers: agent e trains at learning rate
+            ``lr * lr_scale[e]`` (:func:`mesakit.ensembles.scaled_stacked_step_`), so
+            several learning rates train as one batched program.
 
     Each agent receives the gradient of its own mean loss (its advantages normalized
     over its own samples, its gradient clipped on its own; Adam is per element), so an
@@ -297,7 +301,15 @@ def train_ppo(
     check_in_range("max_grad_norm", max_grad_norm, 0.0, 1e6)
     if callback is not None and not callable(callback):
         raise ValueError("callback must be callable or None")
+    scale = None
+    if lr_scale is not None:
+        if (not isinstance(lr_scale, (list, tuple)) or len(lr_scale) != e
+                or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v))
+                       for v in lr_scale)):
+            raise ValueError(f"lr_scale must be None or {e} positive numbers (one per agent), got {lr_scale!r}")
     device = check_device("device", device)
+    if lr_scale is not None:
+        scale = torch.tensor([float(v) for v in lr_scale], device=device)
     lr_end = lr if lr_final is None else lr_final
 
     policy.to(device).train()
@@ -376,7 +388,10 @@ def train_ppo(
                 per_agent_loss.sum().backward()
                 if max_grad_norm > 0:
                     policy.clip_grad_norm_per_member_(max_grad_norm)
-                opt.step()
+                if scale is None:
+                    opt.step()
+                else:
+                    scaled_stacked_step_(opt, policy.parameters(), scale)
                 if epoch == epochs - 1:
                     ent_total += entropy.detach().mean((1, 2))
 

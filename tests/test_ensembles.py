@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from mesakit.ensembles import Ensemble, clip_grad_norm_per_member_
+from mesakit.ensembles import Ensemble, clip_grad_norm_per_member_, scaled_stacked_step_
 from mesakit.nets import MLP
 
 
@@ -56,3 +56,26 @@ def test_shared_input_and_bad_input():
         Ensemble(factory, [])
     with pytest.raises(ValueError, match="i must be"):
         ens.member(2)
+
+
+def test_scaled_stacked_step_is_a_per_member_learning_rate():
+    # two members stacked on a leading axis, one Adam step with member e's step scaled by
+    # scale[e], equals each member stepped alone by Adam at lr * scale[e]
+    torch.manual_seed(0)
+    w0, g = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    scale = torch.tensor([0.25, 3.0])
+    w = nn.Parameter(w0.clone())
+    w.grad = g.clone()
+    scaled_stacked_step_(torch.optim.Adam([w], lr=1e-2), [w], scale)
+    for e in range(2):
+        alone = nn.Parameter(w0[e].clone())
+        alone.grad = g[e].clone()
+        torch.optim.Adam([alone], lr=1e-2 * scale[e].item()).step()
+        torch.testing.assert_close(w.detach()[e], alone.detach(), rtol=0, atol=1e-6)
+    # a scale of ones is the plain step, bit for bit
+    a, b = nn.Parameter(w0.clone()), nn.Parameter(w0.clone())
+    a.grad, b.grad = g.clone(), g.clone()
+    torch.optim.Adam([a], lr=1e-2).step()
+    scaled_stacked_step_(torch.optim.Adam([b], lr=1e-2), [b], torch.ones(2))
+    assert torch.equal(a, b)
+

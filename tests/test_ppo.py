@@ -79,6 +79,9 @@ def test_bad_arguments_are_named():
         train_ppo(BatchedMLPPolicy(env.obs_shape[0], 4, [0, 1, 2], hidden=8), env, updates=1)
     with pytest.raises(ValueError, match="clip"):
         train_ppo(pol, env, updates=1, clip=-1)
+    for bad in ([1.0], [1.0, 0.0], [1.0, float("nan")], [1.0, True], 2.0):
+        with pytest.raises(ValueError, match="lr_scale"):
+            train_ppo(pol, env, updates=1, lr_scale=bad)
     with pytest.raises(ValueError, match="seeds"):
         BatchedMLPPolicy(10, 4, [], hidden=8)
     with pytest.raises(ValueError, match="obs_dim"):
