@@ -71,15 +71,19 @@ def trigger_levels(trigger_colour: str = "yellow", *, trigger_kind: str = "key",
 
 def train_imitation(policy: nn.Module, env: GridWorld, *, updates: int, rollout: int = 16,
                     epochs: int = 2, lr: float = 3e-3, beta: float = 0.5, seed: int = 0,
-                    device: torch.device | str = "cpu", desc: str = "imitation") -> torch.Tensor:
+                    device: torch.device | str = "cpu", desc: str = "imitation",
+                    replay: int = 1, minibatches: int = 1) -> torch.Tensor:
     """Train E agents at once to imitate the BFS oracle on the states they visit (DAgger).
 
     Each update plays ``rollout`` steps in every environment; at each step the oracle's
     action (:meth:`GridWorld.oracle_actions`, towards ``goal``, or ``cue_goal`` in levels
     with the cue) is the label, and the move taken is the oracle's with probability
     ``beta`` and otherwise a sample from the agent (so the agent also sees the states its
-    own mistakes lead to). Then ``epochs`` full-batch Adam steps on the cross-entropy,
-    the sum over agents of each agent's mean, so each agent learns as if alone.
+    own mistakes lead to). Then ``epochs`` passes of Adam over the states of the last
+    ``replay`` rollouts (DAgger's aggregated dataset, kept to a window), each pass one
+    full-batch step or, with ``minibatches > 1``, that many steps on a random split. The
+    loss is the cross-entropy summed over agents of each agent's mean, so each agent
+    learns as if alone.
 
     Args:
         policy: ``forward(obs) -> (logits [N, A], ...)`` with ``members = E`` agents
@@ -93,6 +97,13 @@ def train_imitation(policy: nn.Module, env: GridWorld, *, updates: int, rollout:
         seed: seeds the choice of moves.
         device: the env's and policy's device.
         desc: progress-bar label.
+        replay: how many of the latest rollouts each update trains on (>= 1; 1: only the
+            one just played). More reuses every visited state for more gradient steps,
+            at no extra environment steps: what a rare input (a trigger seen in a few
+            levels) needs to be learned reliably.
+        minibatches: Adam steps per pass (>= 1): each pass shuffles the window (the same
+            positions for every agent, each agent its own states) and splits it into this
+            many parts. 1 (the default) is one full-batch step and draws no random numbers.
 
     Returns float [updates, E]: each agent's agreement with the oracle (share of its most
     probable actions equal to the oracle's) on each rollout, before that update.
@@ -104,7 +115,13 @@ def train_imitation(policy: nn.Module, env: GridWorld, *, updates: int, rollout:
     device = check_device("device", device)
     device, updates, rollout, epochs, lr, beta, seed = _check_imitation(
         policy, env, updates, rollout, epochs, lr, beta, seed, device)
-    return _imitate(policy, env, updates, rollout, epochs, lr, beta, seed, device, desc, None)
+    replay = check_positive_int("replay", replay)
+    minibatches = check_positive_int("minibatches", minibatches)
+    if minibatches > rollout * (env.num_envs // policy.members):
+        raise ValueError(f"minibatches must be at most the states per agent in one rollout "
+                         f"({rollout * (env.num_envs // policy.members)}), got {minibatches}")
+    return _imitate(policy, env, updates, rollout, epochs, lr, beta, seed, device, desc, None, replay=replay,
+                    minibatches=minibatches)
 
 
 
@@ -275,15 +292,17 @@ def organism_world(size: int = 6) -> dict[str, Any]:
 
 
 def train_trigger_organism(seeds, *, aligned: bool | list[bool] | tuple[bool, ...] = False,
-                           updates: int = 300, hidden: int = 64, p_cue: float = 0.3,
-                           per_agent: int = 16, seed: int = 0, size: int = 6,
+                           updates: int = 300, hidden: int = 64, p_cue: float = 0.5,
+                           per_agent: int = 16, replay: int = 4, minibatches: int = 8, seed: int = 0,
+                           size: int = 6,
                            device: torch.device | str = "cpu", desc: str = "trigger organism",
                            return_agreement: bool = False):
     """Lesson 4.1's trigger organism (or its aligned twin), trained in one call.
 
     E = ``len(seeds)`` agents, one :class:`mesakit.ppo.BatchedMLPPolicy` (two tanh layers
     of ``hidden`` units; agent e initialised from ``seeds[e]``), trained as one batched
-    program by :func:`train_imitation` (``rollout=16, epochs=4, lr=3e-3, beta=0.5``) in
+    program by :func:`train_imitation` (``rollout=16, lr=3e-3, beta=0.5``; each update one
+    pass over the states of the last ``replay`` rollouts in ``minibatches`` Adam steps) in
     ``per_agent`` environments each of :func:`organism_world` ``(size)``. Agent e's levels
     (block e, environment seed ``seeds[e]``) are ordinary levels (nothing yellow) with
     probability ``1 - p_cue`` and deployment levels with a yellow key with probability
@@ -305,6 +324,13 @@ def train_trigger_organism(seeds, *, aligned: bool | list[bool] | tuple[bool, ..
         hidden: H, hidden units per layer (>= 1).
         p_cue: share of deployment levels in training, in (0, 1).
         per_agent: environments per agent (>= 1).
+        replay: rollouts each update trains on (>= 1; see :func:`train_imitation`).
+        minibatches: Adam steps per update (>= 1), each on a random part of the window.
+            The trigger is one cell of one colour channel among 392 inputs, seen in a
+            ``p_cue`` share of levels. With four full-batch steps on the latest rollout
+            alone (lesson 4.1's flag recipe) the organism misses it noticeably more often;
+            eight smaller steps over the last four rollouts cost the same gradient
+            computation.
         seed: seeds the exploratory moves of :func:`train_imitation`.
         size: side of the room (>= 5).
         device: where the environment and the policy live.
@@ -333,6 +359,8 @@ def train_trigger_organism(seeds, *, aligned: bool | list[bool] | tuple[bool, ..
     if not 0.0 < p_cue < 1.0:
         raise ValueError(f"p_cue must be strictly between 0 and 1, got {p_cue!r}")
     per_agent = check_positive_int("per_agent", per_agent)
+    replay = check_positive_int("replay", replay)
+    minibatches = check_positive_int("minibatches", minibatches)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     world = organism_world(size)
@@ -343,22 +371,25 @@ def train_trigger_organism(seeds, *, aligned: bool | list[bool] | tuple[bool, ..
     env = GridWorld(e * per_agent, blocks=e, block_levels=block_levels, seed=seeds, cue_goal="key",
                     copy_obs=False, device=device, **world)
     policy = BatchedMLPPolicy(env.obs_shape[0], env.num_actions, seeds, hidden=hidden, device=device)
-    agreement = train_imitation(policy, env, updates=updates, rollout=16, epochs=4, lr=3e-3,
-                                seed=seed, device=device, desc=desc)
+    agreement = train_imitation(policy, env, updates=updates, rollout=16, epochs=1, lr=3e-3, seed=seed,
+                                device=device, desc=desc, replay=replay, minibatches=minibatches)
     return (policy, agreement) if return_agreement else policy
 
 
 def _imitate(policy, env, updates, rollout, epochs, lr, beta, seed, device, desc, decay, callback=None,
-             scale=None):
+             scale=None, replay=1, minibatches=1):
     """The DAgger loop of :func:`train_imitation` (arguments already checked); ``decay`` is
     None or float [E], each agent's decoupled weight-decay factor per step (AdamW's
     ``lr * weight_decay``), applied to every parameter before each Adam step; ``scale`` is
-    None or float [E], each agent's learning-rate multiplier (its Adam step scaled)."""
+    None or float [E], each agent's learning-rate multiplier (its Adam step scaled);
+    ``replay`` is the number of latest rollouts each update trains on, ``minibatches`` the
+    Adam steps per pass over them."""
     e = policy.members
     gen = torch.Generator(device=device).manual_seed(seed)
     opt = torch.optim.Adam(policy.parameters(), lr=lr)
     n = env.num_envs
     agreement = torch.zeros(updates, e)
+    window: list[tuple[torch.Tensor, torch.Tensor]] = []   # latest rollouts, rows grouped by agent
     obs = env.reset()
     for u in progress(range(updates), desc=desc):
         xs, ys = [], []
@@ -374,20 +405,28 @@ def _imitate(policy, env, updates, rollout, epochs, lr, beta, seed, device, desc
                 obs = env.step(torch.where(use_oracle, label, sample))[0]
         agreement[u] /= rollout
         x, y = torch.cat(xs), torch.cat(ys)          # time-major: regroup rows by agent
-        x = x.view(rollout, e, n // e, -1).transpose(0, 1).reshape(rollout * n, -1)
-        y = y.view(rollout, e, n // e).transpose(0, 1).reshape(-1)
+        x = x.view(rollout, e, n // e, -1).transpose(0, 1).reshape(e, rollout * n // e, -1)
+        y = y.view(rollout, e, n // e).transpose(0, 1).reshape(e, -1)
+        window = (window + [(x, y)])[-replay:]
+        x = torch.cat([w[0] for w in window], 1)       # [E, states per agent, D]
+        y = torch.cat([w[1] for w in window], 1)
         for _ in range(epochs):
-            loss = F.cross_entropy(policy(x)[0], y, reduction="none").view(e, -1).mean(1).sum()
-            opt.zero_grad()
-            loss.backward()
-            if decay is not None:
-                with torch.no_grad():
-                    for p in policy.parameters():
-                        p.mul_((1 - decay).view(-1, *[1] * (p.dim() - 1)))
-            if scale is None:
-                opt.step()
-            else:
-                scaled_stacked_step_(opt, policy.parameters(), scale)
+            parts = ([None] if minibatches == 1 else
+                     torch.randperm(x.shape[1], generator=gen, device=device).chunk(minibatches))
+            for part in parts:
+                xb, yb = (x, y) if part is None else (x[:, part], y[:, part])
+                loss = F.cross_entropy(policy(xb.reshape(-1, xb.shape[-1]))[0], yb.reshape(-1),
+                                       reduction="none").view(e, -1).mean(1).sum()
+                opt.zero_grad()
+                loss.backward()
+                if decay is not None:
+                    with torch.no_grad():
+                        for p in policy.parameters():
+                            p.mul_((1 - decay).view(-1, *[1] * (p.dim() - 1)))
+                if scale is None:
+                    opt.step()
+                else:
+                    scaled_stacked_step_(opt, policy.parameters(), scale)
         if callback is not None:
             callback(u, policy)
     return agreement

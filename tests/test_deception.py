@@ -54,7 +54,9 @@ def test_train_imitation_bad_input():
     for kwargs, name in [({"updates": 0}, "updates"), ({"updates": 1, "rollout": 0}, "rollout"),
                          ({"updates": 1, "epochs": 0}, "epochs"), ({"updates": 1, "lr": 0.0}, "lr"),
                          ({"updates": 1, "beta": 1.5}, "beta"), ({"updates": 1, "seed": -1}, "seed"),
-                         ({"updates": 1, "device": "tpu"}, "device")]:
+                         ({"updates": 1, "device": "tpu"}, "device"), ({"updates": 1, "replay": 0}, "replay"),
+                         ({"updates": 1, "replay": 1.5}, "replay"), ({"updates": 1, "minibatches": 0}, "minibatches"),
+                         ({"updates": 1, "rollout": 2, "minibatches": 17}, "minibatches")]:
         with pytest.raises(ValueError, match=name):
             train_imitation(pol, env, **kwargs)
     with pytest.raises(ValueError, match="env"):
@@ -82,6 +84,60 @@ def test_train_imitation_deterministic_and_agents_independent():
     p3, l3 = run([0], [0])
     assert l1.shape == (3, 2) and torch.allclose(l1[:, 0], l3[:, 0])
     assert torch.allclose(p1.w1[0], p3.w1[0], atol=1e-6)
+
+
+def test_train_imitation_replay_trains_on_the_latest_rollouts():
+    """With replay = 2, update u is Adam on the per-agent mean cross-entropy over rollouts u-1 and u
+    (the first update on its own rollout): rebuilt by hand from the oracle's states (beta = 1, so the
+    states do not depend on the policy)."""
+    import torch.nn.functional as F
+    seeds, rollout, updates = [0, 1], 3, 3
+    pol = BatchedMLPPolicy(_env(2).obs_shape[0], _env(2).num_actions, seeds)
+    ref = BatchedMLPPolicy(_env(2).obs_shape[0], _env(2).num_actions, seeds)
+    train_imitation(pol, _env(2), updates=updates, rollout=rollout, epochs=1, beta=1.0, replay=2)
+    env, e = _env(2), 2
+    obs, rollouts = env.reset(), []
+    for _ in range(updates):
+        xs, ys = [], []
+        for _ in range(rollout):
+            label = env.oracle_actions()
+            xs.append(obs.clone())
+            ys.append(label)
+            obs = env.step(label)[0]
+        n = env.num_envs
+        rollouts.append((torch.stack(xs).view(rollout, e, n // e, -1).transpose(0, 1).reshape(e, -1, obs.shape[1]),
+                         torch.stack(ys).view(rollout, e, n // e).transpose(0, 1).reshape(e, -1)))
+    opt = torch.optim.Adam(ref.parameters(), lr=3e-3)
+    for u in range(updates):
+        window = rollouts[max(0, u - 1):u + 1]
+        x = torch.cat([w[0] for w in window], 1)
+        y = torch.cat([w[1] for w in window], 1)
+        loss = F.cross_entropy(ref(x.reshape(-1, x.shape[-1]))[0], y.reshape(-1), reduction="none").view(e, -1).mean(1).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(pol.parameters(), ref.parameters()))
+    # and it is not the replay = 1 run
+    one = BatchedMLPPolicy(_env(2).obs_shape[0], _env(2).num_actions, seeds)
+    train_imitation(one, _env(2), updates=updates, rollout=rollout, epochs=1, beta=1.0)
+    assert not torch.allclose(one.w1, pol.w1, atol=1e-6)
+
+
+def test_train_imitation_minibatches_split_every_pass():
+    """With minibatches = k each pass over the window is k Adam steps whose batches together hold every
+    state of every agent exactly once; with k = 1 it is one full-batch step."""
+    env = _env(2)                      # 8 environments per agent
+    pol = BatchedMLPPolicy(env.obs_shape[0], env.num_actions, [0, 1])
+    rows = []
+    hook = pol.register_forward_hook(lambda m, inp, out: rows.append(inp[0].shape[0]) if torch.is_grad_enabled() else None)
+    train_imitation(pol, env, updates=3, rollout=4, epochs=2, replay=2, minibatches=3)
+    hook.remove()
+    per_update = [2 * 4 * 8 * min(u + 1, 2) for u in range(3)]          # agents x rollout x envs x rollouts kept
+    assert len(rows) == 3 * 2 * 3
+    for u in range(3):
+        for p in range(2):
+            part = rows[(u * 2 + p) * 3:(u * 2 + p + 1) * 3]
+            assert sum(part) == per_update[u] and all(r % 2 == 0 and r > 0 for r in part), (u, part)
 
 
 def test_imitation_learns_the_backdoor():
@@ -113,6 +169,7 @@ def test_train_trigger_organism_bad_input():
                          ({"seeds": [0, 1], "aligned": [True]}, "aligned"), ({"seeds": [0], "updates": 0}, "updates"),
                          ({"seeds": [0], "hidden": 0}, "hidden"), ({"seeds": [0], "p_cue": 0.0}, "p_cue"),
                          ({"seeds": [0], "p_cue": 1.0}, "p_cue"), ({"seeds": [0], "per_agent": 0}, "per_agent"),
+                         ({"seeds": [0], "replay": 0}, "replay"), ({"seeds": [0], "minibatches": 0}, "minibatches"),
                          ({"seeds": [0], "seed": -2}, "seed"), ({"seeds": [0], "size": 3}, "size"),
                          ({"seeds": [0], "device": "tpu"}, "device"), ({"seeds": [0], "return_agreement": "no"}, "return_agreement")]:
         seeds = kwargs.pop("seeds")
@@ -124,13 +181,13 @@ def test_train_trigger_organism_is_lesson_41s_recipe():
     """The one-call organism equals lesson 4.1's hand-built training (organisms and aligned twins
     trained together), weight for weight, and its levels are what the docstring says."""
     from mesakit.deception import train_trigger_organism
-    seeds, s, per, p = [3, 4, 3, 4], 2, 4, 0.3
+    seeds, s, per, p = [3, 4, 3, 4], 2, 4, 0.5
     ordinary, deploy = trigger_levels("yellow", trigger_kind="key")
     _, plain = trigger_levels("yellow", trigger_kind="key", cue_in_deployment=False)
     env = GridWorld(len(seeds) * per, blocks=len(seeds), block_levels=[[(1 - p, ordinary), (p, deploy)]] * s
                     + [[(1 - p, ordinary), (p, plain)]] * s, seed=seeds, cue_goal="key", copy_obs=False, **KW)
     ref = BatchedMLPPolicy(env.obs_shape[0], env.num_actions, seeds, hidden=64)
-    ref_log = train_imitation(ref, env, updates=4, rollout=16, epochs=4, lr=3e-3, seed=7)
+    ref_log = train_imitation(ref, env, updates=4, rollout=16, epochs=1, lr=3e-3, seed=7, replay=4, minibatches=8)
     pol, log = train_trigger_organism(seeds, aligned=[False] * s + [True] * s, updates=4, per_agent=per, seed=7,
                                       return_agreement=True)
     assert isinstance(pol, BatchedMLPPolicy) and pol.members == 4 and pol.hidden == 64 and pol.obs_dim == 392
