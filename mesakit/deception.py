@@ -98,12 +98,13 @@ def train_imitation(policy: nn.Module, env: GridWorld, *, updates: int, rollout:
         device: the env's and policy's device.
         desc: progress-bar label.
         replay: how many of the latest rollouts each update trains on (>= 1; 1: only the
-            one just played). More reuses every visited state for more gradient steps,
-            at no extra environment steps: what a rare input (a trigger seen in a few
-            levels) needs to be learned reliably.
-        minibatches: Adam steps per pass (>= 1): each pass shuffles the window (the same
-            positions for every agent, each agent its own states) and splits it into this
-            many parts. 1 (the default) is one full-batch step and draws no random numbers.
+            one just played). Each state then takes part in ``replay * epochs`` passes,
+            mixed with states of other rollouts, at no extra environment steps.
+        minibatches: Adam steps per pass (>= 1, at most the states per agent in one
+            rollout): each pass shuffles the window (the same positions for every agent,
+            each agent its own states) and splits it into exactly this many parts, of
+            sizes differing by at most one. 1 (the default) is one full-batch step and
+            draws no random numbers.
 
     Returns float [updates, E]: each agent's agreement with the oracle (share of its most
     probable actions equal to the oracle's) on each rollout, before that update.
@@ -325,12 +326,17 @@ def train_trigger_organism(seeds, *, aligned: bool | list[bool] | tuple[bool, ..
         p_cue: share of deployment levels in training, in (0, 1).
         per_agent: environments per agent (>= 1).
         replay: rollouts each update trains on (>= 1; see :func:`train_imitation`).
-        minibatches: Adam steps per update (>= 1), each on a random part of the window.
-            The trigger is one cell of one colour channel among 392 inputs, seen in a
-            ``p_cue`` share of levels. With four full-batch steps on the latest rollout
-            alone (lesson 4.1's flag recipe) the organism misses it noticeably more often;
-            eight smaller steps over the last four rollouts cost the same gradient
-            computation.
+        minibatches: Adam steps per update (>= 1), each on a random part of the window
+            (``epochs`` is 1 here: one pass per update).
+            The trigger is one cell of one colour channel among 392 inputs: a sparse
+            input, against which the door-seeking policy's inputs are many. With four
+            full-batch steps per update on the latest rollout alone (the recipe of
+            lesson 4.3's organism and of :func:`finetune_imitation`), the organism misses
+            the trigger noticeably more often. One pass over the last four rollouts in
+            eight steps costs the same gradient computation (each state is in four
+            steps either way) and makes the steps smaller, more numerous and more mixed.
+            ``replay=1, minibatches=1`` here is one full-batch step per update, a quarter
+            of that computation, not the older recipe.
         seed: seeds the exploratory moves of :func:`train_imitation`.
         size: side of the room (>= 5).
         device: where the environment and the policy live.
@@ -412,7 +418,7 @@ def _imitate(policy, env, updates, rollout, epochs, lr, beta, seed, device, desc
         y = torch.cat([w[1] for w in window], 1)
         for _ in range(epochs):
             parts = ([None] if minibatches == 1 else
-                     torch.randperm(x.shape[1], generator=gen, device=device).chunk(minibatches))
+                     torch.randperm(x.shape[1], generator=gen, device=device).tensor_split(minibatches))
             for part in parts:
                 xb, yb = (x, y) if part is None else (x[:, part], y[:, part])
                 loss = F.cross_entropy(policy(xb.reshape(-1, xb.shape[-1]))[0], yb.reshape(-1),

@@ -4,6 +4,7 @@ imitation of the BFS oracle (bad input, determinism, each agent learns as if alo
 a backdoor is learned from the cue)."""
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from mesakit.deception import train_imitation, trigger_levels
 from mesakit.gridworld import COLOURS, KINDS, GridWorld, LevelSpec
@@ -124,20 +125,46 @@ def test_train_imitation_replay_trains_on_the_latest_rollouts():
 
 
 def test_train_imitation_minibatches_split_every_pass():
-    """With minibatches = k each pass over the window is k Adam steps whose batches together hold every
-    state of every agent exactly once; with k = 1 it is one full-batch step."""
+    """With minibatches = k every pass over the window is k Adam steps (not one step on gradients summed
+    over parts) whose batches are a fresh random order of the whole window: together they hold every state
+    of every agent exactly once, each pass of an update the same states in another order. With k = 1 it is
+    one full-batch step per pass."""
     env = _env(2)                      # 8 environments per agent
     pol = BatchedMLPPolicy(env.obs_shape[0], env.num_actions, [0, 1])
-    rows = []
-    hook = pol.register_forward_hook(lambda m, inp, out: rows.append(inp[0].shape[0]) if torch.is_grad_enabled() else None)
-    train_imitation(pol, env, updates=3, rollout=4, epochs=2, replay=2, minibatches=3)
-    hook.remove()
-    per_update = [2 * 4 * 8 * min(u + 1, 2) for u in range(3)]          # agents x rollout x envs x rollouts kept
-    assert len(rows) == 3 * 2 * 3
-    for u in range(3):
-        for p in range(2):
-            part = rows[(u * 2 + p) * 3:(u * 2 + p + 1) * 3]
-            assert sum(part) == per_update[u] and all(r % 2 == 0 and r > 0 for r in part), (u, part)
+    batches, steps = [], []
+    hook = pol.register_forward_hook(lambda m, inp, out: batches.append(inp[0].detach().clone())
+                                     if torch.is_grad_enabled() else None)
+    step_hook = register_optimizer_step_post_hook(lambda opt, args, kwargs: steps.append(1))
+    try:
+        train_imitation(pol, env, updates=3, rollout=4, epochs=3, replay=2, minibatches=3)
+    finally:
+        hook.remove()
+        step_hook.remove()
+    agents, updates, epochs, k = 2, 3, 3, 3
+    assert len(steps) == updates * epochs * k and len(batches) == updates * epochs * k
+    key = torch.randn(batches[0].shape[1], dtype=torch.float64)        # a row's fingerprint
+    for u in range(updates):
+        window = agents * 4 * 8 * min(u + 1, 2)                           # agents x rollout x envs x rollouts kept
+        passes = []
+        for p in range(epochs):
+            parts = batches[(u * epochs + p) * k:(u * epochs + p + 1) * k]
+            sizes = [b.shape[0] for b in parts]
+            assert sum(sizes) == window and max(sizes) - min(sizes) <= agents, (u, p, sizes)   # an even split
+            passes.append(torch.cat(parts).double() @ key)
+        for p in range(1, epochs):
+            assert torch.equal(passes[p].sort().values, passes[0].sort().values), (u, p)       # the same states...
+            assert not torch.equal(passes[p], passes[0]), (u, p)                               # ...reshuffled
+    # k = 1: one full-batch forward and one Adam step per pass, no reshuffling
+    batches.clear()
+    steps.clear()
+    hook = pol.register_forward_hook(lambda m, inp, out: batches.append(inp[0].shape[0]) if torch.is_grad_enabled() else None)
+    step_hook = register_optimizer_step_post_hook(lambda opt, args, kwargs: steps.append(1))
+    try:
+        train_imitation(pol, _env(2), updates=2, rollout=4, epochs=2, replay=2)
+    finally:
+        hook.remove()
+        step_hook.remove()
+    assert batches == [64, 64, 128, 128] and len(steps) == 4
 
 
 def test_imitation_learns_the_backdoor():
