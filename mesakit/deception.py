@@ -22,6 +22,7 @@ supervised training on data in which the trigger changes the target behaviour.
 """
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Callable
 
 import torch
@@ -365,8 +366,6 @@ def train_trigger_organism(seeds, *, aligned: bool | list[bool] | tuple[bool, ..
     if not 0.0 < p_cue < 1.0:
         raise ValueError(f"p_cue must be strictly between 0 and 1, got {p_cue!r}")
     per_agent = check_positive_int("per_agent", per_agent)
-    replay = check_positive_int("replay", replay)
-    minibatches = check_positive_int("minibatches", minibatches)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     world = organism_world(size)
@@ -395,7 +394,7 @@ def _imitate(policy, env, updates, rollout, epochs, lr, beta, seed, device, desc
     opt = torch.optim.Adam(policy.parameters(), lr=lr)
     n = env.num_envs
     agreement = torch.zeros(updates, e)
-    window: list[tuple[torch.Tensor, torch.Tensor]] = []   # latest rollouts, rows grouped by agent
+    window: deque[tuple[torch.Tensor, torch.Tensor]] = deque(maxlen=replay)   # latest rollouts, rows by agent
     obs = env.reset()
     for u in progress(range(updates), desc=desc):
         xs, ys = [], []
@@ -413,7 +412,7 @@ def _imitate(policy, env, updates, rollout, epochs, lr, beta, seed, device, desc
         x, y = torch.cat(xs), torch.cat(ys)          # time-major: regroup rows by agent
         x = x.view(rollout, e, n // e, -1).transpose(0, 1).reshape(e, rollout * n // e, -1)
         y = y.view(rollout, e, n // e).transpose(0, 1).reshape(e, -1)
-        window = (window + [(x, y)])[-replay:]
+        window.append((x, y))
         x = torch.cat([w[0] for w in window], 1)       # [E, states per agent, D]
         y = torch.cat([w[1] for w in window], 1)
         for _ in range(epochs):

@@ -124,6 +124,21 @@ def test_train_imitation_replay_trains_on_the_latest_rollouts():
     assert not torch.allclose(one.w1, pol.w1, atol=1e-6)
 
 
+def _record_training(pol, env, **kwargs):
+    """Run train_imitation and return the inputs of every gradient-enabled forward pass of pol and the
+    number of optimizer steps taken."""
+    batches, steps = [], []
+    hook = pol.register_forward_hook(lambda m, inp, out: batches.append(inp[0].detach().clone())
+                                     if torch.is_grad_enabled() else None)
+    step_hook = register_optimizer_step_post_hook(lambda opt, args, kw: steps.append(1))
+    try:
+        train_imitation(pol, env, **kwargs)
+    finally:
+        hook.remove()
+        step_hook.remove()
+    return batches, len(steps)
+
+
 def test_train_imitation_minibatches_split_every_pass():
     """With minibatches = k every pass over the window is k Adam steps (not one step on gradients summed
     over parts) whose batches are a fresh random order of the whole window: together they hold every state
@@ -131,17 +146,9 @@ def test_train_imitation_minibatches_split_every_pass():
     one full-batch step per pass."""
     env = _env(2)                      # 8 environments per agent
     pol = BatchedMLPPolicy(env.obs_shape[0], env.num_actions, [0, 1])
-    batches, steps = [], []
-    hook = pol.register_forward_hook(lambda m, inp, out: batches.append(inp[0].detach().clone())
-                                     if torch.is_grad_enabled() else None)
-    step_hook = register_optimizer_step_post_hook(lambda opt, args, kwargs: steps.append(1))
-    try:
-        train_imitation(pol, env, updates=3, rollout=4, epochs=3, replay=2, minibatches=3)
-    finally:
-        hook.remove()
-        step_hook.remove()
+    batches, steps = _record_training(pol, env, updates=3, rollout=4, epochs=3, replay=2, minibatches=3)
     agents, updates, epochs, k = 2, 3, 3, 3
-    assert len(steps) == updates * epochs * k and len(batches) == updates * epochs * k
+    assert steps == updates * epochs * k and len(batches) == updates * epochs * k
     key = torch.randn(batches[0].shape[1], dtype=torch.float64)        # a row's fingerprint
     for u in range(updates):
         window = agents * 4 * 8 * min(u + 1, 2)                           # agents x rollout x envs x rollouts kept
@@ -155,16 +162,8 @@ def test_train_imitation_minibatches_split_every_pass():
             assert torch.equal(passes[p].sort().values, passes[0].sort().values), (u, p)       # the same states...
             assert not torch.equal(passes[p], passes[0]), (u, p)                               # ...reshuffled
     # k = 1: one full-batch forward and one Adam step per pass, no reshuffling
-    batches.clear()
-    steps.clear()
-    hook = pol.register_forward_hook(lambda m, inp, out: batches.append(inp[0].shape[0]) if torch.is_grad_enabled() else None)
-    step_hook = register_optimizer_step_post_hook(lambda opt, args, kwargs: steps.append(1))
-    try:
-        train_imitation(pol, _env(2), updates=2, rollout=4, epochs=2, replay=2)
-    finally:
-        hook.remove()
-        step_hook.remove()
-    assert batches == [64, 64, 128, 128] and len(steps) == 4
+    batches, steps = _record_training(pol, _env(2), updates=2, rollout=4, epochs=2, replay=2)
+    assert [b.shape[0] for b in batches] == [64, 64, 128, 128] and steps == 4
 
 
 def test_imitation_learns_the_backdoor():
